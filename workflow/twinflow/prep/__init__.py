@@ -1,0 +1,1 @@
+"""Preprocessing stages: probe, normalise video, audio, frames, clips, photo."""
