@@ -53,4 +53,3 @@ def stage_main(
         return 1
     log.info("%s done in %.1f s", name, time.perf_counter() - start)
     return 0
-

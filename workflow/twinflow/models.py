@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{e.name:24s} {state:13s} {e.licence:28s} used by {', '.join(e.used_by)}")
         elif args.cmd == "verify":
             names = args.names or [
-                n for n, e in load_registry(args.registry).items()
+                n
+                for n, e in load_registry(args.registry).items()
                 if (Path(args.registry).parent / e.file).exists()
             ]
             for n in names:

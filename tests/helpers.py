@@ -1,0 +1,116 @@
+"""Shared test helpers: run Snakemake on a throw-away project, parse its plan, find real media."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+TWIN_COLUMNS = ["twin_id", "video", "photo", "audio", "crop"]
+RENDER_COLUMNS = ["render_id", "twin_id", "pipeline", "driving_audio", "driving_video", "options"]
+
+
+def shared_media(name: str) -> Path:
+    """Path of a real clip in ../shared/data; skips when absent, except in CI where it must exist."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing; CI must run the real-media tests")
+        pytest.skip(f"real test media not available ({path} absent: a fresh clone has no shared/)")
+    return path
+
+
+def write_tsv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(str(row.get(c, "") or "") for c in columns) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_project(
+    root: Path,
+    twins: list[dict],
+    renders: list[dict] | None = None,
+    config: dict | None = None,
+) -> Path:
+    """A working directory with config/config.yaml (the repo's, updated by ``config``) and sheets.
+
+    Sheet paths are used as given; pass absolute paths or paths relative to ``root``.
+    """
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    base["models"] = {
+        "registry": str(REPO / "models" / "registry.yaml"),
+        "root": str(REPO / "models"),
+    }
+    _deep_update(base, config or {})
+    (root / "config" / "config.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    write_tsv(root / "config" / "twins.tsv", TWIN_COLUMNS, twins)
+    write_tsv(root / "config" / "renders.tsv", RENDER_COLUMNS, renders or [])
+    return root
+
+
+def _deep_update(base: dict, new: dict) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1800):
+    """Run the repo's Snakefile in ``workdir``; returns the CompletedProcess (text output)."""
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+_JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
+_WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
+
+
+def planned_jobs(workdir: Path, *targets: str) -> set[tuple[str, str]]:
+    """The jobs a dry run would execute, as ``{(rule, "k=v,...")}`` (rule ``all`` excluded)."""
+    out = snakemake(workdir, "-n", *targets).stdout
+    jobs: set[tuple[str, str]] = set()
+    current = None
+    for line in out.splitlines():
+        match = _JOB.match(line)
+        if match:
+            if current:
+                jobs.add(current)
+            current = (match.group(1), "")
+            continue
+        match = _WILDCARDS.match(line)
+        if match and current:
+            current = (current[0], match.group(1).replace(" ", ""))
+        if not line.strip() and current:
+            jobs.add(current)
+            current = None
+    if current:
+        jobs.add(current)
+    return {job for job in jobs if job[0] != "all"}
+
+
+def planned_rules(workdir: Path, *targets: str) -> set[str]:
+    return {rule for rule, _ in planned_jobs(workdir, *targets)}
+
+
+def copy_media(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return dst

@@ -1,0 +1,97 @@
+"""Image and landmark metrics, and the one ``metrics.json`` shape every pipeline writes.
+
+``metrics.json``::
+
+    {
+      "pipeline": "nerf", "twin": "alice",
+      "values":    {"psnr": 27.1, "ssim": 0.91, "lmd": 2.3},
+      "baselines": {"no_audio": {"psnr": 26.0, "ssim": 0.90, "lmd": 3.1}},
+      "better":    {"psnr": "higher", "ssim": "higher", "lmd": "lower"},
+      "measured":  {"split": "...", "frames": 60, "how": "..."}
+    }
+
+Every baseline has exactly the keys of ``values``, so a reader can compare like with like.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from twinflow.atomic import write_json
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB of uint8 (or [0,1] float) images ``(H, W, 3)``; ``mask`` ``(H, W)`` bool limits
+    it to a region."""
+    pred, target = _as_float(pred), _as_float(target)
+    if mask is None:
+        return float(peak_signal_noise_ratio(target, pred, data_range=1.0))
+    mse = float(((pred - target) ** 2)[mask].mean())
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+def ssim(pred: np.ndarray, target: np.ndarray) -> float:
+    """SSIM of two ``(H, W, 3)`` images (scikit-image, Gaussian window as in Wang et al.)."""
+    return float(
+        structural_similarity(
+            _as_float(target),
+            _as_float(pred),
+            channel_axis=-1,
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
+
+
+def l1(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean absolute difference in [0, 1] units."""
+    return float(np.abs(_as_float(pred) - _as_float(target)).mean())
+
+
+def landmark_distance(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean Euclidean distance of corresponding landmarks ``(..., K, 2)`` (LMD, AKD)."""
+    return float(
+        np.linalg.norm(np.asarray(pred, float) - np.asarray(target, float), axis=-1).mean()
+    )
+
+
+def _as_float(img: np.ndarray) -> np.ndarray:
+    img = np.asarray(img)
+    return img.astype(np.float64) / 255.0 if img.dtype == np.uint8 else img.astype(np.float64)
+
+
+def write_metrics(
+    path: str | Path,
+    *,
+    pipeline: str,
+    twin: str,
+    values: dict[str, float],
+    baselines: dict[str, dict[str, float]],
+    better: dict[str, str],
+    measured: dict[str, Any],
+) -> dict[str, Any]:
+    """Validate the shape and write ``metrics.json`` atomically; returns the written dict."""
+    keys = set(values)
+    for name, base in baselines.items():
+        if set(base) != keys:
+            raise ValueError(
+                f"baseline '{name}' has keys {sorted(base)}, values have {sorted(keys)}"
+            )
+    if set(better) != keys or not set(better.values()) <= {"higher", "lower"}:
+        raise ValueError("'better' must say 'higher' or 'lower' for every value")
+    data = {
+        "pipeline": pipeline,
+        "twin": twin,
+        "values": values,
+        "baselines": baselines,
+        "better": better,
+        "measured": measured,
+    }
+    write_json(path, data)
+    return data

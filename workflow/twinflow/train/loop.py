@@ -1,0 +1,164 @@
+"""A resumable training loop.
+
+The stage supplies modules, optimizers and a ``step(i) -> {loss name: value}`` function; the loop
+seeds everything, shows a progress bar, saves a resumable state every ``save_every`` steps next
+to the final checkpoint (``<final>.resume.pt``, not a declared output, so Snakemake keeps it when a
+job is killed), continues from it when rerun, and writes the final checkpoint atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from twinflow.train.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger("twinflow.train")
+
+
+@dataclass
+class LoopConfig:
+    """How long to train and how often to save.
+
+    Attributes:
+        steps: total optimisation steps (a resumed run continues up to this count).
+        save_every: steps between resumable states.
+        log_every: steps between loss lines in the log (the bar updates every step).
+        seed: seed for python, numpy and torch.
+        max_minutes: optional wall-clock budget; training stops early (and says so) when spent.
+        desc: progress bar label.
+    """
+
+    steps: int
+    save_every: int = 200
+    log_every: int = 50
+    seed: int = 0
+    max_minutes: float | None = None
+    desc: str = "train"
+
+
+@dataclass
+class TrainResult:
+    steps_done: int
+    resumed_from: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resume_path(final: str | Path) -> Path:
+    final = Path(final)
+    return final.with_name(final.name + ".resume.pt")
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def run_training(
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    step: Callable[[int], dict[str, float]],
+    cfg: LoopConfig,
+    final_path: str | Path,
+    meta: dict[str, Any],
+    schedulers: dict[str, Any] | None = None,
+    extra_state: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``modules`` for ``cfg.steps`` steps and write the final checkpoint to ``final_path``.
+
+    The final checkpoint holds ``modules`` (state dicts), ``meta``, ``history`` (logged losses),
+    ``steps`` and ``extra`` (``extra_state``, e.g. normalisation statistics). ``step(i)`` runs one
+    optimisation step (it owns zero_grad/backward/optimizer.step) and returns scalar losses.
+    """
+    schedulers = schedulers or {}
+    state_file = resume_path(final_path)
+    seed_everything(cfg.seed)
+    start_step = 0
+    history: list[dict[str, float]] = []
+    if state_file.exists():
+        state = load_checkpoint(state_file)
+        for name, module in modules.items():
+            module.load_state_dict(state["modules"][name])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        _set_rng_state(state["rng"])
+        start_step = int(state["steps"])
+        history = list(state.get("history", []))
+        log.info("resuming %s from step %d (%s)", cfg.desc, start_step, state_file)
+
+    def payload(steps: int, with_optim: bool) -> dict[str, Any]:
+        data = {
+            "modules": {n: m.state_dict() for n, m in modules.items()},
+            "meta": meta,
+            "steps": steps,
+            "history": history,
+            "extra": extra_state or {},
+        }
+        if with_optim:
+            data["optimizers"] = {n: o.state_dict() for n, o in optimizers.items()}
+            data["schedulers"] = {n: s.state_dict() for n, s in schedulers.items()}
+            data["rng"] = _rng_state()
+        return data
+
+    for module in modules.values():
+        module.train()
+    t0 = time.perf_counter()
+    stopped_early = False
+    i = start_step
+    bar = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.desc)
+    running: dict[str, float] = {}
+    for i in bar:
+        losses = step(i)
+        for k, v in losses.items():
+            running[k] = 0.9 * running.get(k, v) + 0.1 * float(v)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()}, refresh=False)
+        if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.steps:
+            history.append({"step": i + 1, **{k: float(v) for k, v in losses.items()}})
+            log.info("step %d %s", i + 1, " ".join(f"{k}={v:.5g}" for k, v in running.items()))
+        if (i + 1) % cfg.save_every == 0 and i + 1 < cfg.steps:
+            save_checkpoint(state_file, payload(i + 1, with_optim=True))
+        if cfg.max_minutes and (time.perf_counter() - t0) > 60 * cfg.max_minutes:
+            stopped_early = True
+            log.warning("wall-clock budget of %.1f min spent at step %d", cfg.max_minutes, i + 1)
+            break
+    bar.close()
+    steps_done = i + 1 if cfg.steps > start_step else start_step
+    for module in modules.values():
+        module.eval()
+    save_checkpoint(final_path, payload(steps_done, with_optim=False))
+    state_file.unlink(missing_ok=True)
+    return TrainResult(
+        steps_done=steps_done,
+        resumed_from=start_step,
+        seconds=time.perf_counter() - t0,
+        history=history,
+        stopped_early=stopped_early,
+    )
