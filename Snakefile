@@ -11,6 +11,12 @@ include: "workflow/rules/preprocess.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True
+
+
+rule preprocess:
+    """Only the preprocessing outputs (normalised media of every twin and driving input)."""
+    input:
+        preprocess_targets(),

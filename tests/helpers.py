@@ -84,7 +84,7 @@ _WILDCARDS = re.compile(r"^\s+wildcards: (.*)$")
 
 
 def planned_jobs(workdir: Path, *targets: str) -> set[tuple[str, str]]:
-    """The jobs a dry run would execute, as ``{(rule, "k=v,...")}`` (rule ``all`` excluded)."""
+    """The jobs a dry run would execute, as ``{(rule, "k=v,...")}`` (the target rules ``all`` and ``preprocess`` excluded)."""
     out = snakemake(workdir, "-n", *targets).stdout
     jobs: set[tuple[str, str]] = set()
     current = None
@@ -103,7 +103,7 @@ def planned_jobs(workdir: Path, *targets: str) -> set[tuple[str, str]]:
             current = None
     if current:
         jobs.add(current)
-    return {job for job in jobs if job[0] != "all"}
+    return {job for job in jobs if job[0] not in ("all", "preprocess")}
 
 
 def planned_rules(workdir: Path, *targets: str) -> set[str]:
@@ -113,4 +113,37 @@ def planned_rules(workdir: Path, *targets: str) -> set[str]:
 def copy_media(src: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
+    return dst
+
+
+# --- bad media, made on the fly -------------------------------------------------------------
+
+
+def truncated_copy(src: Path, dst: Path, keep: float = 0.5) -> Path:
+    """The first ``keep`` fraction of ``src``'s bytes (a download cut short)."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def zero_frame_video(dst: Path) -> Path:
+    """An MP4 with an H.264 video stream that holds no frames (a zero-length clip)."""
+    import av
+
+    with av.open(str(dst), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height = 64, 64
+        stream.pix_fmt = "yuv420p"
+        container.start_encoding()
+    return dst
+
+
+def tone_wav(dst: Path, seconds: float = 1.0, sample_rate: int = 16000) -> Path:
+    """A sine tone as wav (an audio file, e.g. given where a video is expected)."""
+    import numpy as np
+
+    from twinflow.media.audio import write_wav
+
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    write_wav(dst, 0.3 * np.sin(2 * np.pi * 220 * t), sample_rate)
     return dst

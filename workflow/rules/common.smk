@@ -1,5 +1,4 @@
 # Sheet loading, validation and the path helpers every rule file uses.
-import os
 import sys
 from pathlib import Path
 
@@ -9,22 +8,28 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 PACKAGE_ROOT = str(Path(workflow.basedir) / "workflow")
-# Jobs run `python -m twinflow.<stage>`: make the package importable in every job and env.
+# The Snakefile imports the package to read the sheets; jobs run `python -m twinflow.<stage>`
+# in whatever environment they get (venv, conda env, cluster node), so each shell command
+# puts the package on PYTHONPATH first.
 if PACKAGE_ROOT not in sys.path:
     sys.path.insert(0, PACKAGE_ROOT)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p
+shell.prefix(
+    "set -euo pipefail; export PYTHONPATH="
+    + PACKAGE_ROOT
+    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 
 from twinflow.errors import SheetError  # noqa: E402
 from twinflow.sheets import load_sheets  # noqa: E402
 
-
 validate(config, "../schemas/config.schema.yaml")
 try:
     SHEETS = load_sheets(config["twins"], config["renders"])
 except SheetError as err:
-    raise WorkflowError(f"invalid sample sheet: {err}") from None
+    hint = ""
+    if "demo/media" in str(err):
+        hint = " (the default sheets describe the demo twin: `make demo-media` builds its media)"
+    raise WorkflowError(f"invalid sample sheet: {err}{hint}") from None
 TWINS = SHEETS.twins
 RENDERS = SHEETS.renders
 VIDEO = config["video"]
@@ -35,10 +40,16 @@ wildcard_constraints:
     render="[A-Za-z0-9_-]+",
 
 
+def scaled(base):
+    """A resource that grows with the attempt: ``base`` on the first try, 2x, 3x on retries."""
+    return lambda wildcards, attempt: base * attempt
+
+
 def twin_needs_audio(twin_id):
     """Training audio is prepared when given, or when a speech-driven pipeline needs it."""
     return TWINS[twin_id].audio is not None or any(
-        r.twin_id == twin_id and r.pipeline in ("nerf", "meshhead") for r in RENDERS.values()
+        r.twin_id == twin_id and r.pipeline in ("nerf", "meshhead")
+        for r in RENDERS.values()
     )
 
 

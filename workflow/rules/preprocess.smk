@@ -11,16 +11,16 @@ rule probe_video:
         "logs/probe_video/{twin}.log",
     benchmark:
         "benchmarks/probe_video/{twin}.tsv"
-    params:
-        min_frames=VIDEO["min_frames"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     conda:
         "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(10),
+    params:
+        min_frames=VIDEO["min_frames"],
     shell:
-        "python -m twinflow.prep.probe --twin {wildcards} --video {input.video:q}"
+        "python -m twinflow.prep.probe --twin {wildcards[0]} --video {input.video:q}"
         " --min-frames {params.min_frames} --out {output.probe} > {log} 2>&1"
 
 
@@ -35,20 +35,20 @@ rule normalise_video:
         "logs/normalise_video/{twin}.log",
     benchmark:
         "benchmarks/normalise_video/{twin}.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 2
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
     params:
         crop=lambda w: ",".join(map(str, TWINS[w.twin].crop or ())),
         fps=VIDEO["fps"],
         size=VIDEO["size"],
         crf=VIDEO["crf"],
         x264_preset=VIDEO["x264_preset"],
-    threads: 2
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        "../../envs/preprocess.yaml"
     shell:
-        "python -m twinflow.prep.normalise --twin {wildcards} --video {input.video:q}"
+        "python -m twinflow.prep.normalise --twin {wildcards[0]} --video {input.video:q}"
         " --probe {input.probe} --crop '{params.crop}' --fps {params.fps} --size {params.size}"
         " --crf {params.crf} --x264-preset {params.x264_preset}"
         " --out {output.video} --meta {output.meta} > {log} 2>&1"
@@ -63,16 +63,16 @@ rule extract_audio:
         "logs/extract_audio/{twin}.log",
     benchmark:
         "benchmarks/extract_audio/{twin}.tsv"
-    params:
-        sample_rate=config["audio"]["sample_rate"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     conda:
         "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(10),
+    params:
+        sample_rate=config["audio"]["sample_rate"],
     shell:
-        "python -m twinflow.prep.audio --twin {wildcards} --media {input.media:q}"
+        "python -m twinflow.prep.audio --twin {wildcards[0]} --media {input.media:q}"
         " --sample-rate {params.sample_rate} --out {output.wav} > {log} 2>&1"
 
 
@@ -85,16 +85,16 @@ rule prepare_photo:
         "logs/prepare_photo/{twin}.log",
     benchmark:
         "benchmarks/prepare_photo/{twin}.tsv"
-    params:
-        size=VIDEO["size"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     conda:
         "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(5),
+    params:
+        size=VIDEO["size"],
     shell:
-        "python -m twinflow.prep.photo --twin {wildcards} --photo {input.photo:q}"
+        "python -m twinflow.prep.photo --twin {wildcards[0]} --photo {input.photo:q}"
         " --size {params.size} --out {output.photo} > {log} 2>&1"
 
 
@@ -107,14 +107,14 @@ rule extract_frames:
         "logs/extract_frames/{twin}.log",
     benchmark:
         "benchmarks/extract_frames/{twin}.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=30,
     conda:
         "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(30),
     shell:
-        "python -m twinflow.prep.frames --twin {wildcards} --video {input.video}"
+        "python -m twinflow.prep.frames --twin {wildcards[0]} --video {input.video}"
         " --out {output.frames} > {log} 2>&1"
 
 
@@ -127,18 +127,18 @@ checkpoint split_clips:
         "logs/split_clips/{twin}.log",
     benchmark:
         "benchmarks/split_clips/{twin}.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(30),
     params:
         seconds=config["clips"]["seconds"],
         min_seconds=config["clips"]["min_seconds"],
         crf=VIDEO["crf"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=30,
-    conda:
-        "../../envs/preprocess.yaml"
     shell:
-        "python -m twinflow.prep.clips --twin {wildcards} --video {input.video}"
+        "python -m twinflow.prep.clips --twin {wildcards[0]} --video {input.video}"
         " --seconds {params.seconds} --min-seconds {params.min_seconds} --crf {params.crf}"
         " --out {output.clips} > {log} 2>&1"
 

@@ -48,7 +48,6 @@ def stage_main(
         run(args)
     except TwinflowError as err:
         err.with_context(twin=getattr(args, "twin", None) or getattr(args, "render", None))
-        log.error("%s failed: %s", name, err)
         print(f"twinflow error: {err}", file=sys.stderr)
         return 1
     log.info("%s done in %.1f s", name, time.perf_counter() - start)

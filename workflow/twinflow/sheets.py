@@ -18,6 +18,8 @@ from twinflow.errors import SheetError
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 PIPELINES = ("nerf", "meshhead", "anchor", "animate", "mocap")
+# results/drive/ and results/renders/ hold driving media and final videos, so no twin may use them.
+RESERVED_TWIN_IDS = ("drive", "renders")
 FILE_COLUMNS = {
     "twins": ("video", "photo", "audio"),
     "renders": ("driving_audio", "driving_video"),
@@ -111,6 +113,10 @@ def _validate_rows(rows: list[dict], sheet: str, path: Path, id_column: str) -> 
                 f"{where}, column '{id_column}': duplicate id (also row {seen[ident] + 1})"
             )
         seen[ident] = i
+        if sheet == "twins" and ident in RESERVED_TWIN_IDS:
+            raise SheetError(
+                f"{where}, column '{id_column}': '{ident}' is reserved (results/{ident}/)"
+            )
         for column in FILE_COLUMNS[sheet]:
             value = row.get(column)
             if value is not None and not Path(value).is_file():

@@ -67,6 +67,8 @@ def probe_video(path: str | Path, *, min_frames: int = 1) -> VideoInfo:
     early (a truncated file).
     """
     with _open(path) as container:
+        if not container.streams:
+            raise InputError("contains no media streams: an empty or zero-length clip", path=path)
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise InputError(

@@ -1,0 +1,121 @@
+"""Benchmark (not a test): dry-run planning time of twinflow against a minimal Snakefile.
+
+For N twins, each with one render per pipeline, time ``snakemake -n`` of the real workflow and of
+a minimal Snakefile that plans the same number of independent jobs, side by side in one run.
+
+``python -m tests.bench.plan [--twins 10 100 1000] [--repeats 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.helpers import REPO, SNAKEMAKE, make_project
+
+MINIMAL = """\
+N = int(config["njobs"])
+
+rule all:
+    input: expand("out/{i}.txt", i=range(N))
+
+rule make:
+    output: "out/{i}.txt"
+    shell: "touch {output}"
+"""
+
+
+def build_project(root: Path, n: int) -> Path:
+    media = root / "media"
+    media.mkdir(parents=True)
+    twins, renders = [], []
+    for i in range(n):
+        t = f"t{i:05d}"
+        for ext in ("mp4", "png", "wav"):
+            (media / f"{t}.{ext}").write_bytes(b"x")
+        twins.append({"twin_id": t, "video": f"media/{t}.mp4", "photo": f"media/{t}.png"})
+        drive = {"driving_audio": f"media/{t}.wav", "driving_video": f"media/{t}.mp4"}
+        renders += [
+            {"render_id": f"{t}_nerf", "twin_id": t, "pipeline": "nerf", **drive},
+            {"render_id": f"{t}_mesh", "twin_id": t, "pipeline": "meshhead", **drive},
+            {"render_id": f"{t}_anchor", "twin_id": t, "pipeline": "anchor", **drive},
+            {"render_id": f"{t}_anim", "twin_id": t, "pipeline": "animate", **drive},
+            {"render_id": f"{t}_mocap", "twin_id": t, "pipeline": "mocap", **drive},
+        ]
+    return make_project(root, twins, renders)
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return elapsed, proc.stdout
+
+
+def job_count(stdout: str) -> int:
+    match = re.search(r"^total\s+(\d+)$", stdout, re.MULTILINE)
+    if not match:
+        raise RuntimeError("no job stats in snakemake output")
+    return int(match.group(1))
+
+
+def bench(n: int, repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = build_project(Path(tmp) / "twinflow", n)
+        minimal = Path(tmp) / "minimal"
+        minimal.mkdir()
+        (minimal / "Snakefile").write_text(MINIMAL)
+        real_cmd = [
+            *SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(root),
+            "-n",
+            "--cores",
+            "1",
+        ]
+        real_times, min_times = [], []
+        jobs = None
+        for _ in range(repeats):
+            t, out = timed(real_cmd, root)
+            real_times.append(t)
+            jobs = job_count(out)
+            min_cmd = [*SNAKEMAKE, "-n", "--cores", "1", "--config", f"njobs={jobs - 1}"]
+            t, out = timed(min_cmd, minimal)
+            min_times.append(t)
+            assert job_count(out) == jobs
+        return {
+            "twins": n,
+            "jobs": jobs,
+            "twinflow_s": min(real_times),
+            "minimal_s": min(min_times),
+        }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--twins", type=int, nargs="+", default=[10, 100, 1000])
+    p.add_argument("--repeats", type=int, default=1)
+    args = p.parse_args()
+    print(f"{'twins':>6} {'jobs':>7} {'twinflow s':>11} {'minimal s':>10} {'ratio':>6}")
+    for n in args.twins:
+        r = bench(n, args.repeats)
+        ratio = r["twinflow_s"] / r["minimal_s"]
+        print(
+            f"{r['twins']:6d} {r['jobs']:7d} {r['twinflow_s']:11.2f} {r['minimal_s']:10.2f} "
+            f"{ratio:6.2f}",
+            flush=True,
+        )
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
