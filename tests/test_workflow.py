@@ -118,7 +118,10 @@ def test_plan_then_run_then_nothing_to_do(completed):
     assert all((r / "walker/media/clips" / f"{c['clip']}.mp4").exists() for c in clips)
     samples, sr = read_wav(r / "talker/media/audio.wav")
     assert sr == 16000 and abs(len(samples) / sr - 7.3) < 0.2
-    for rule in ("normalise_video", "split_clips"):
+    snakemake(completed, "results/demo/media/frames")
+    demo_frames = sorted((r / "demo/media/frames").glob("*.png"))
+    assert len(demo_frames) == probe_video(r / "demo/media/video.mp4").n_frames == 150
+    for rule in ("normalise_video", "split_clips", "extract_frames"):
         assert any((completed / "logs" / rule).iterdir())
         assert any((completed / "benchmarks" / rule).iterdir())
 
@@ -207,13 +210,22 @@ def test_bad_inputs_fail_their_twin_and_others_finish(tmp_path, demo_media):
     }
     twins = [{"twin_id": "good", "video": "media/good.mp4"}]
     twins += [{"twin_id": t, "video": v} for t, v in bad.items()]
-    make_project(tmp_path, twins)
+    renders = [
+        {
+            "render_id": "r_bad",
+            "twin_id": "good",
+            "pipeline": "animate",
+            "driving_video": "media/speech.wav",
+        }
+    ]
+    make_project(tmp_path, twins, renders)
     proc = snakemake(tmp_path, "--keep-going", "--show-failed-logs", "preprocess", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     for twin, video in bad.items():
         assert f"twinflow error: twin '{twin}', file '{video}'" in out, twin
         assert not (tmp_path / f"results/{twin}/media/video.mp4").exists()
+    assert "twin 'good', render 'r_bad', file 'media/speech.wav': has no video stream" in out
     assert "no video stream (found: audio); is it an audio file?" in out
     assert "zero-length" in out
     good = probe_video(tmp_path / "results/good/media/video.mp4")

@@ -18,9 +18,11 @@ rule probe_video:
         mem_mb=scaled(1000),
         runtime=scaled(10),
     params:
+        twin=lambda w: w.twin,
+        render="",
         min_frames=VIDEO["min_frames"],
     shell:
-        "python -m twinflow.prep.probe --twin {wildcards[0]} --video {input.video:q}"
+        "python -m twinflow.prep.probe --twin {params.twin} --render '{params.render}' --video {input.video:q}"
         " --min-frames {params.min_frames} --out {output.probe} > {log} 2>&1"
 
 
@@ -42,13 +44,15 @@ rule normalise_video:
         mem_mb=scaled(2000),
         runtime=scaled(30),
     params:
+        twin=lambda w: w.twin,
+        render="",
         crop=lambda w: ",".join(map(str, TWINS[w.twin].crop or ())),
         fps=VIDEO["fps"],
         size=VIDEO["size"],
         crf=VIDEO["crf"],
         x264_preset=VIDEO["x264_preset"],
     shell:
-        "python -m twinflow.prep.normalise --twin {wildcards[0]} --video {input.video:q}"
+        "python -m twinflow.prep.normalise --twin {params.twin} --render '{params.render}' --video {input.video:q}"
         " --probe {input.probe} --crop '{params.crop}' --fps {params.fps} --size {params.size}"
         " --crf {params.crf} --x264-preset {params.x264_preset}"
         " --out {output.video} --meta {output.meta} > {log} 2>&1"
@@ -70,9 +74,11 @@ rule extract_audio:
         mem_mb=scaled(1000),
         runtime=scaled(10),
     params:
+        twin=lambda w: w.twin,
+        render="",
         sample_rate=config["audio"]["sample_rate"],
     shell:
-        "python -m twinflow.prep.audio --twin {wildcards[0]} --media {input.media:q}"
+        "python -m twinflow.prep.audio --twin {params.twin} --render '{params.render}' --media {input.media:q}"
         " --sample-rate {params.sample_rate} --out {output.wav} > {log} 2>&1"
 
 
@@ -94,7 +100,7 @@ rule prepare_photo:
     params:
         size=VIDEO["size"],
     shell:
-        "python -m twinflow.prep.photo --twin {wildcards[0]} --photo {input.photo:q}"
+        "python -m twinflow.prep.photo --twin {wildcards.twin} --photo {input.photo:q}"
         " --size {params.size} --out {output.photo} > {log} 2>&1"
 
 
@@ -114,7 +120,7 @@ rule extract_frames:
         mem_mb=scaled(1000),
         runtime=scaled(30),
     shell:
-        "python -m twinflow.prep.frames --twin {wildcards[0]} --video {input.video}"
+        "python -m twinflow.prep.frames --twin {wildcards.twin} --video {input.video}"
         " --out {output.frames} > {log} 2>&1"
 
 
@@ -138,7 +144,7 @@ checkpoint split_clips:
         min_seconds=config["clips"]["min_seconds"],
         crf=VIDEO["crf"],
     shell:
-        "python -m twinflow.prep.clips --twin {wildcards[0]} --video {input.video}"
+        "python -m twinflow.prep.clips --twin {wildcards.twin} --video {input.video}"
         " --seconds {params.seconds} --min-seconds {params.min_seconds} --crf {params.crf}"
         " --out {output.clips} > {log} 2>&1"
 
@@ -153,6 +159,10 @@ use rule probe_video as probe_driving_video with:
         "logs/probe_driving_video/{render}.log",
     benchmark:
         "benchmarks/probe_driving_video/{render}.tsv"
+    params:
+        twin=lambda w: RENDERS[w.render].twin_id,
+        render=lambda w: w.render,
+        min_frames=VIDEO["min_frames"],
 
 
 use rule normalise_video as normalise_driving_video with:
@@ -167,6 +177,8 @@ use rule normalise_video as normalise_driving_video with:
     benchmark:
         "benchmarks/normalise_driving_video/{render}.tsv"
     params:
+        twin=lambda w: RENDERS[w.render].twin_id,
+        render=lambda w: w.render,
         crop="",
         fps=VIDEO["fps"],
         size=VIDEO["size"],
@@ -183,3 +195,7 @@ use rule extract_audio as extract_driving_audio with:
         "logs/extract_driving_audio/{render}.log",
     benchmark:
         "benchmarks/extract_driving_audio/{render}.tsv"
+    params:
+        twin=lambda w: RENDERS[w.render].twin_id,
+        render=lambda w: w.render,
+        sample_rate=config["audio"]["sample_rate"],

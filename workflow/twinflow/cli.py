@@ -35,8 +35,8 @@ def stage_main(
 ) -> int:
     """Parse arguments, run the stage, report errors; returns the process exit code.
 
-    The parser should define ``--twin`` when the stage works on one twin (or ``--render``),
-    so errors raised without that context still name it.
+    The parser should define ``--twin`` when the stage works on one twin (and ``--render`` when
+    on a render's driving input), so errors raised without that context still name them.
     """
     parser = build_parser()
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -47,7 +47,7 @@ def stage_main(
     try:
         run(args)
     except TwinflowError as err:
-        err.with_context(twin=getattr(args, "twin", None) or getattr(args, "render", None))
+        err.with_context(twin=getattr(args, "twin", None), render=getattr(args, "render", None))
         print(f"twinflow error: {err}", file=sys.stderr)
         return 1
     log.info("%s done in %.1f s", name, time.perf_counter() - start)

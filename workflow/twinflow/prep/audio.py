@@ -14,7 +14,8 @@ from twinflow.media.audio import load_audio, write_wav
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twinflow.prep.audio", description=__doc__)
-    p.add_argument("--twin", required=True, help="twin or render id (for messages)")
+    p.add_argument("--twin", required=True, help="twin id (for messages)")
+    p.add_argument("--render", default="", help="render id, for a driving input (for messages)")
     p.add_argument("--media", required=True, help="audio file, or a video with an audio track")
     p.add_argument("--sample-rate", type=int, default=16000)
     p.add_argument("--min-seconds", type=float, default=0.1)

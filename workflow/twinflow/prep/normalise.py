@@ -23,7 +23,8 @@ def parse_crop(text: str | None) -> tuple[int, ...] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twinflow.prep.normalise", description=__doc__)
-    p.add_argument("--twin", required=True)
+    p.add_argument("--twin", required=True, help="twin id (for messages)")
+    p.add_argument("--render", default="", help="render id, for a driving input (for messages)")
     p.add_argument("--video", required=True)
     p.add_argument("--probe", required=True)
     p.add_argument("--crop", default="", help="x,y,w,h or x,y (reference corner); default centre")

@@ -14,7 +14,8 @@ from twinflow.media.video import probe_video
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twinflow.prep.probe", description=__doc__)
-    p.add_argument("--twin", required=True, help="twin or render id (for messages)")
+    p.add_argument("--twin", required=True, help="twin id (for messages)")
+    p.add_argument("--render", default="", help="render id, for a driving input (for messages)")
     p.add_argument("--video", required=True)
     p.add_argument("--min-frames", type=int, default=1)
     p.add_argument("--out", required=True, help="probe JSON")
