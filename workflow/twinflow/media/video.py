@@ -177,8 +177,10 @@ def constant_rate(
 
 
 class VideoWriter:
-    """Encode RGB frames to an H.264 (yuv420p) file, optionally muxing a mono or stereo track.
+    """Encode frames to a video file, by default RGB frames to H.264 (yuv420p) in MP4.
 
+    Other codecs: e.g. ``codec="ffv1", pix_fmt="gray", frame_format="gray",
+    container_format="matroska", options={}`` writes ``(H, W) uint8`` frames losslessly.
     Written atomically: the file appears at ``path`` only after :meth:`close` succeeds.
     Use as a context manager.
     """
@@ -191,26 +193,37 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
         codec: str = "libx264",
+        pix_fmt: str = "yuv420p",
+        frame_format: str = "rgb24",
+        container_format: str | None = None,
+        options: dict[str, str] | None = None,
     ):
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)
-        self.crf, self.preset, self.codec = crf, preset, codec
+        self.codec, self.pix_fmt, self.frame_format = codec, pix_fmt, frame_format
+        if options is None:
+            options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
+        self.options = options
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
-        self._container = av.open(str(self._tmp), mode="w")
+        self._container = av.open(str(self._tmp), mode="w", format=container_format)
         self._stream = None
         self.frames_written = 0
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, image: np.ndarray) -> None:
+        """Append one frame (``(H, W, 3)`` RGB by default; the shape ``frame_format`` implies)."""
         if self._stream is None:
-            h, w = rgb.shape[:2]
-            if h % 2 or w % 2:
-                raise ValueError(f"H.264 yuv420p needs even frame sizes, got {w}x{h}")
+            h, w = image.shape[:2]
+            if self.pix_fmt == "yuv420p" and (h % 2 or w % 2):
+                raise ValueError(f"yuv420p needs even frame sizes, got {w}x{h}")
             self._stream = self._container.add_stream(self.codec, rate=self.fps)
             self._stream.width, self._stream.height = w, h
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(self.crf), "preset": self.preset}
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            self._stream.pix_fmt = self.pix_fmt
+            self._stream.options = self.options
+            self._stream.thread_type = "AUTO"
+        frame = av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(image, np.uint8), format=self.frame_format
+        )
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames_written += 1
