@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
-from twinflow.atomic import atomic_path
+from twinflow.atomic import atomic_path, json_default
 from twinflow.errors import InputError
+from twinflow.media.video import VideoWriter
 
 _FORMATS = {"gray": ("gray", "gray"), "rgba": ("bgra", "rgba")}  # kind -> (pix_fmt, ndarray fmt)
 
 
-class MaskWriter:
-    """Write ``uint8`` frames losslessly (FFV1) to ``path``; the file appears on :meth:`close`.
+class MaskWriter(VideoWriter):
+    """Write ``uint8`` frames losslessly (FFV1 in Matroska); the file appears on close.
 
     ``kind`` is ``"gray"`` for ``(H, W)`` frames or ``"rgba"`` for ``(H, W, 4)`` frames.
     """
@@ -33,46 +33,17 @@ class MaskWriter:
     def __init__(self, path: str | Path, fps: float, kind: str = "gray"):
         if kind not in _FORMATS:
             raise ValueError(f"kind must be one of {sorted(_FORMATS)}, got {kind!r}")
-        self.path = Path(path)
+        pix_fmt, frame_format = _FORMATS[kind]
+        super().__init__(
+            path,
+            fps,
+            codec="ffv1",
+            pix_fmt=pix_fmt,
+            frame_format=frame_format,
+            container_format="matroska",
+            options={},
+        )
         self.kind = kind
-        self.fps = Fraction(fps).limit_denominator(1001)
-        self._atomic = atomic_path(self.path)
-        self._tmp = self._atomic.__enter__()
-        self._container = av.open(str(self._tmp), mode="w", format="matroska")
-        self._stream = None
-        self.frames_written = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        pix_fmt, nd_fmt = _FORMATS[self.kind]
-        if self._stream is None:
-            h, w = frame.shape[:2]
-            self._stream = self._container.add_stream("ffv1", rate=self.fps)
-            self._stream.width, self._stream.height = w, h
-            self._stream.pix_fmt = pix_fmt
-            # FFV1 version 3 with slices: slice-threaded coding (faster on >1 core), same size
-            self._stream.options = {"level": "3", "slices": "4"}
-        av_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, np.uint8), format=nd_fmt)
-        for packet in self._stream.encode(av_frame):
-            self._container.mux(packet)
-        self.frames_written += 1
-
-    def close(self, error: bool = False) -> None:
-        if self._stream is not None and not error:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-        self._container.close()
-        if error or self.frames_written == 0:
-            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
-            if not error:
-                raise ValueError(f"no frames written to {self.path}")
-        else:
-            self._atomic.__exit__(None, None, None)
-
-    def __enter__(self) -> MaskWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(error=exc_type is not None)
 
 
 def iter_masks(path: str | Path) -> Iterator[np.ndarray]:
@@ -124,7 +95,7 @@ def save_npz(path: str | Path, info: dict[str, Any] | None = None, **arrays: Any
     """Write ``arrays`` to a compressed ``.npz`` atomically; ``info`` is stored as JSON text under
     the key ``info`` (read it back with :func:`load_info`)."""
     if info is not None:
-        arrays["info"] = np.array(json.dumps(info, default=_json_default))
+        arrays["info"] = np.array(json.dumps(info, default=json_default))
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
 
@@ -144,11 +115,3 @@ def load_info(arrays: dict[str, Any]) -> dict[str, Any]:
     if info is None:
         return {}
     return info if isinstance(info, dict) else json.loads(str(info))
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
