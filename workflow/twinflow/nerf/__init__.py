@@ -1,0 +1,31 @@
+"""nerf: an ER-NeRF talking head (Li et al., ICCV 2023) trained on the twin's video, driven by audio.
+
+Stages (each ``python -m twinflow.nerf.<stage>``, one Snakemake rule each, workflow/rules/nerf.smk):
+
+==================  ==========================================  ===============================
+stage               makes                                       from
+==================  ==========================================  ===============================
+audio_features      ``audio_features.npz``: ``[N, 16, C]``       a 16 kHz wav (twin or driving)
+                    windows per 25 fps frame (log-mel default)
+dataset             ``frames.mkv`` (RGB + labels),              normalised video + perception
+                    ``dataset.npz`` (cameras, masks, plate,     (face, signals, matte, template,
+                    blink, mouth boxes, split)                  transforms, parsing, background)
+train --stage head  ``head.pt``: tri-plane head field with      dataset + the twin's features
+                    region audio attention and eye control
+train --stage lips  ``lips.pt``: + mouth-patch fine-tuning      head.pt
+train --stage torso ``torso.pt``: 2-D torso deformation model   lips.pt (head frozen)
+evaluate            ``metrics.json``, ``val.mp4``               held-out frames, own audio
+render              ``render.mkv`` (RGBA), ``render.json``       lips.pt, torso.pt, driving
+                                                                features
+paste               ``pasted.mp4`` in the original framing      render + plate / original frames
+mux                 ``results/renders/{render}.mp4``            pasted.mp4 + driving audio
+==================  ==========================================  ===============================
+
+Modules: :mod:`~twinflow.nerf.presets` (tiny / paper), :mod:`~twinflow.nerf.encoding` (tri-plane
+dense / hash grids), :mod:`~twinflow.nerf.network` (audio encoder and smoothing, head field,
+occupancy grid, torso), :mod:`~twinflow.nerf.rays` (rays, samples, volume rendering),
+:mod:`~twinflow.nerf.model` (rendering rays and frames), :mod:`~twinflow.nerf.data` (the dataset
+in memory, ray batches), :mod:`~twinflow.nerf.losses` (mouth-patch loss), :mod:`~twinflow.nerf.plan`
+(config for the rules), :mod:`~twinflow.nerf.synthetic` (a synthetic talking head for tests and
+benchmarks), :mod:`~twinflow.nerf.gpu_bench` and :mod:`~twinflow.nerf.acceptance` (measurements).
+"""

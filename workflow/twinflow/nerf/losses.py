@@ -1,0 +1,93 @@
+"""Losses of the nerf pipeline: the mouth-patch loss of the lips stage and regularisers.
+
+ER-NeRF fine-tunes the lips with ``MSE + 0.01 x LPIPS`` on 32x32 patches around the mouth. LPIPS
+needs a pretrained network, which twinflow cannot ship, so the default patch loss
+(``perceptual: structural``) is a multi-scale structural loss on the patch:
+
+    sum over scales s in (1, 1/2, 1/4):  (1 - SSIM_s(pred, gt)) + L1(grad pred_s, grad gt_s)
+
+SSIM (Gaussian window, sigma 1.5, size 7 on patches) compares local means, contrasts and
+correlations, so it rewards the teeth/lip edges and the dark mouth opening that a per-pixel MSE
+averages away; the gradient term sharpens edges. ``perceptual: vgg`` replaces it by an LPIPS-like
+distance of VGG-19 features (unit-normalised channels, mean squared difference per layer) with a
+user-supplied ``vgg19`` checkpoint from ``models/registry.yaml`` (resolved through
+:func:`twinflow.models.resolve`; a clear error when it is not supplied).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _gauss(size: int, sigma: float, device, dtype) -> torch.Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(3, 1, size, size).contiguous()
+
+
+def ssim(pred: torch.Tensor, gt: torch.Tensor, size: int = 7, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM of ``(B, 3, H, W)`` images in [0, 1] (valid windows only)."""
+    size = min(size, pred.shape[-1], pred.shape[-2])
+    w = _gauss(size, sigma, pred.device, pred.dtype)
+    c1, c2 = 0.01**2, 0.03**2
+    mu_x = F.conv2d(pred, w, groups=3)
+    mu_y = F.conv2d(gt, w, groups=3)
+    sxx = F.conv2d(pred * pred, w, groups=3) - mu_x**2
+    syy = F.conv2d(gt * gt, w, groups=3) - mu_y**2
+    sxy = F.conv2d(pred * gt, w, groups=3) - mu_x * mu_y
+    num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
+    return (num / den).mean()
+
+
+def gradient_l1(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return (dx(pred) - dx(gt)).abs().mean() + (dy(pred) - dy(gt)).abs().mean()
+
+
+def structural_patch_loss(pred: torch.Tensor, gt: torch.Tensor, scales: int = 3) -> torch.Tensor:
+    """Multi-scale ``(1 - SSIM) + gradient L1`` of patches ``(B, 3, P, P)`` in [0, 1]."""
+    loss = pred.new_zeros(())
+    for s in range(scales):
+        if s:
+            pred, gt = F.avg_pool2d(pred, 2), F.avg_pool2d(gt, 2)
+        if min(pred.shape[-2:]) < 4:
+            break
+        loss = loss + (1 - ssim(pred, gt)) + gradient_l1(pred, gt)
+    return loss
+
+
+class VGGPatchLoss(torch.nn.Module):
+    """LPIPS-like distance of VGG-19 features (user-supplied weights; see module docstring)."""
+
+    def __init__(self, registry: str = "models/registry.yaml"):
+        super().__init__()
+        from twinflow.animate.vgg import load_vgg19
+
+        self.vgg = load_vgg19(registry=registry)
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        loss = pred.new_zeros(())
+        for a, b in zip(self.vgg(pred), self.vgg(gt), strict=True):
+            a = a / (a.norm(dim=1, keepdim=True) + 1e-8)
+            b = b / (b.norm(dim=1, keepdim=True) + 1e-8)
+            loss = loss + ((a - b) ** 2).sum(1).mean()
+        return loss
+
+
+def make_patch_loss(kind: str, registry: str = "models/registry.yaml"):
+    """The lips-stage patch loss ``(pred, gt) -> scalar`` for ``perceptual`` = ``kind``."""
+    if kind == "structural":
+        return structural_patch_loss
+    if kind == "vgg":
+        return VGGPatchLoss(registry)
+    raise ValueError(f"unknown patch loss '{kind}' (structural or vgg)")
+
+
+def binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (bits) of opacities: pushes them to 0 or 1 (ER-NeRF's weights_sum loss)."""
+    p = p.clamp(1e-5, 1 - 1e-5)
+    return (-p * torch.log2(p) - (1 - p) * torch.log2(1 - p)).mean()

@@ -1,0 +1,262 @@
+"""Build, load and render the nerf models (head field, torso) for one or many rays.
+
+Rendering a ray of frame ``f``: the head field is integrated inside the head box (stratified
+samples, skipping empty space and occluded samples), giving head colour and opacity; the torso model gives
+colour and alpha at the pixel for frame ``f``'s head pose; the final colour is::
+
+    head_rgb + (1 - head_acc) * (torso_alpha * torso_rgb + (1 - torso_alpha) * background)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from twinflow.nerf.network import HeadField, TorsoField
+from twinflow.nerf.presets import NerfConfig
+from twinflow.nerf.rays import bin_edges, composite, pixel_rays, ray_box, stratified_samples
+
+
+def config_from_meta(meta: dict[str, Any]) -> NerfConfig:
+    return NerfConfig(**meta["preset"])
+
+
+def new_head(cfg: NerfConfig, audio_in: int, n_codes: int, device) -> HeadField:
+    return HeadField(cfg, audio_in, n_codes).to(device)
+
+
+def load_head(ckpt: dict[str, Any], device) -> HeadField:
+    meta = ckpt["meta"]
+    head = HeadField(config_from_meta(meta), int(meta["audio_dim"]), int(meta["n_codes"]))
+    head.load_state_dict(ckpt["modules"]["head"])
+    return head.to(device).eval()
+
+
+def load_torso(ckpt: dict[str, Any], device) -> TorsoField:
+    meta = ckpt["meta"]
+    torso = TorsoField(config_from_meta(meta), int(meta["n_codes"]))
+    torso.load_state_dict(ckpt["modules"]["torso"])
+    return torso.to(device).eval()
+
+
+@dataclass
+class Conditions:
+    """Per-ray conditioning of the head: audio codes, blink, appearance codes."""
+
+    aud: torch.Tensor  # (R, A)
+    eye: torch.Tensor  # (R, 1)
+    code: torch.Tensor  # (R, ind_dim)
+
+    def select(self, mask: torch.Tensor) -> Conditions:
+        return Conditions(self.aud[mask], self.eye[mask], self.code[mask])
+
+
+def render_head_rays(
+    head: HeadField,
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    cond: Conditions,
+    box: torch.Tensor,
+    *,
+    perturb: bool,
+) -> dict[str, torch.Tensor]:
+    """Head colour ``rgb (R, 3)`` (premultiplied), opacity ``acc (R,)``, ``depth``, and the
+    rendered audio attention norm ``amb_aud (R,)`` / eye attention ``amb_eye`` of rays.
+
+    ``n_samples`` stratified samples per ray inside the head box; samples in cells the occupancy
+    grid marks empty are skipped (density 0), and so are samples behind the point where the
+    transmittance drops below ``min_transmittance`` (found by a density-only pass without
+    gradients; when gradients are off that pass is reused for the colours)."""
+    cfg = head.cfg
+    r = len(origins)
+    out = {k: origins.new_zeros(r) for k in ("acc", "depth", "amb_aud", "amb_eye")}
+    out["rgb"] = origins.new_zeros(r, 3)
+    near, far, hit = ray_box(origins, dirs, box)
+    if not hit.any():
+        return out
+    hit_idx = torch.nonzero(hit)[:, 0]
+    o, d, near, far, c = origins[hit], dirs[hit], near[hit], far[hit], cond.select(hit)
+    rh, n = len(o), cfg.n_samples
+    t = stratified_samples(near, far, n, perturb)
+    x = (o[:, None] + d[:, None] * t[..., None]) / box  # (Rh, S, 3) in [-1, 1]
+    deltas = torch.diff(bin_edges(t, near, far), dim=-1).clamp(min=0)
+    keep = head.occupancy.occupied(x)
+    grad = torch.is_grad_enabled()
+    cached = None
+    if cfg.min_transmittance > 0 and keep.any():
+        with torch.no_grad():
+            flat = torch.nonzero(keep.flatten())[:, 0]
+            ray = torch.div(flat, n, rounding_mode="floor")
+            sig, geo, att, eye_att = head.density(x.reshape(-1, 3)[flat], c.aud[ray], c.eye[ray])
+            sigma1 = x.new_zeros(rh * n).index_put((flat,), sig).view(rh, n)
+            alpha = 1 - torch.exp(-sigma1 * deltas)
+            trans = torch.cumprod(torch.cat([alpha.new_ones(rh, 1), 1 - alpha + 1e-10], -1), -1)[
+                :, :-1
+            ]
+            alive = (trans > cfg.min_transmittance).flatten()[flat]
+            keep = (
+                x.new_zeros(rh * n, dtype=torch.bool)
+                .index_put((flat[alive],), torch.ones_like(flat[alive], dtype=torch.bool))
+                .view(rh, n)
+            )
+            if not grad:
+                cached = (
+                    flat[alive],
+                    ray[alive],
+                    sig[alive],
+                    geo[alive],
+                    att[alive],
+                    eye_att[alive],
+                )
+    if cached is None:
+        flat = torch.nonzero(keep.flatten())[:, 0]
+        ray = torch.div(flat, n, rounding_mode="floor")
+        sig, geo, att, eye_att = head.density(x.reshape(-1, 3)[flat], c.aud[ray], c.eye[ray])
+    else:
+        flat, ray, sig, geo, att, eye_att = cached
+    rgb = head.color(d[ray], geo, c.code[ray])
+    sigma = x.new_zeros(rh * n).index_put((flat,), sig).view(rh, n)
+    colors = x.new_zeros(rh * n, 3).index_put((flat,), rgb).view(rh, n, 3)
+    res = composite(sigma, colors, t, near, far)
+    w = res["weights"]
+    att_s = x.new_zeros(rh * n).index_put((flat,), att).view(rh, n)
+    eye_s = x.new_zeros(rh * n).index_put((flat,), eye_att).view(rh, n)
+    put = lambda full, part: full.index_put((hit_idx,), part)  # noqa: E731
+    return {
+        "rgb": put(out["rgb"], res["rgb"]),
+        "acc": put(out["acc"], res["acc"]),
+        "depth": put(out["depth"], res["depth"]),
+        "amb_aud": put(out["amb_aud"], (w * att_s).sum(1)),
+        "amb_eye": put(out["amb_eye"], (w * eye_s).sum(1)),
+        "samples": torch.tensor(float(len(flat)) / max(rh * n, 1)),
+    }
+
+
+def sample_step(head: HeadField, box: torch.Tensor) -> float:
+    """Typical sample spacing (normalised units) for the occupancy test: the box depth / samples."""
+    return float(2 * box[2]) / head.cfg.n_samples
+
+
+@torch.no_grad()
+def update_occupancy(
+    head: HeadField,
+    feats: torch.Tensor,
+    frames: torch.Tensor,
+    blink: torch.Tensor,
+    box: torch.Tensor,
+    gen: torch.Generator,
+) -> float:
+    """Re-measure the occupancy grid with the conditions of a random frame of ``frames``."""
+    f = frames[torch.randint(len(frames), (1,), generator=gen).to(frames.device)]
+    aud = head.audio_codes(feats, f, smooth=True)
+    eye = blink[f][:, None]
+
+    def density(x: torch.Tensor) -> torch.Tensor:
+        return head.density(x, aud.expand(len(x), -1), eye.expand(len(x), -1))[0]
+
+    return head.occupancy.update(density, sample_step(head, box), generator=gen)
+
+
+def head_conditions(
+    head: HeadField,
+    feats: torch.Tensor,
+    frames: torch.Tensor,
+    blink: torch.Tensor,
+    *,
+    smooth: bool,
+    codes_for: torch.Tensor | None,
+) -> Conditions:
+    """Per-ray conditions for rays of ``frames (R,)``: audio codes of those frames of ``feats``,
+    their blink, and the appearance codes of ``codes_for`` (training frames) or the mean code."""
+    uniq, inv = torch.unique(frames, return_inverse=True)
+    aud = head.audio_codes(feats, uniq, smooth=smooth)[inv]
+    code = head.frame_codes(None if codes_for is None else codes_for, len(frames))
+    return Conditions(aud, blink[frames][:, None], code)
+
+
+def torso_rays(
+    torso: TorsoField,
+    uv: torch.Tensor,
+    frames_c2w: torch.Tensor,
+    intrinsics: torch.Tensor,
+    res: int,
+    code: torch.Tensor,
+):
+    """Torso colour and alpha of pixels ``uv (R, 2)`` for cameras ``(R, 4, 4)``."""
+    xy = uv / res * 2 - 1
+    pose = torso.pose_code(frames_c2w, intrinsics, res)
+    rgb, alpha, dxy = torso(xy, pose, code)
+    return rgb, alpha, dxy
+
+
+@torch.no_grad()
+def render_frame(
+    head: HeadField,
+    torso: TorsoField | None,
+    c2w: torch.Tensor,
+    intrinsics: torch.Tensor,
+    res: int,
+    box: torch.Tensor,
+    aud: torch.Tensor,
+    eye: float,
+    bg: torch.Tensor,
+    head_region: torch.Tensor | None,
+    chunk: int,
+) -> dict[str, torch.Tensor]:
+    """One full image: ``rgb (res, res, 3)`` composite, head ``acc``, ``torso_alpha``, and the
+    head-only colour ``head_rgb`` (premultiplied). ``aud (A,)`` is the frame's audio code; rays
+    outside ``head_region`` skip the head field (opacity 0)."""
+    dev = c2w.device
+    v, u = torch.meshgrid(
+        torch.arange(res, device=dev), torch.arange(res, device=dev), indexing="ij"
+    )
+    uv = torch.stack([u.flatten(), v.flatten()], -1).float() + 0.5
+    n = res * res
+    head_rgb = torch.zeros(n, 3, device=dev)
+    acc = torch.zeros(n, device=dev)
+    sel = (
+        torch.arange(n, device=dev)
+        if head_region is None
+        else torch.nonzero(head_region.flatten())[:, 0]
+    )
+    o_all, d_all = pixel_rays(c2w, intrinsics, uv[sel])
+    code = head.frame_codes(None, 1)
+    for s in range(0, len(sel), chunk):
+        o, d = o_all[s : s + chunk], d_all[s : s + chunk]
+        m = len(o)
+        cond = Conditions(
+            aud[None].expand(m, -1), torch.full((m, 1), float(eye), device=dev), code.expand(m, -1)
+        )
+        out = render_head_rays(head, o, d, cond, box, perturb=False)
+        head_rgb[sel[s : s + chunk]] = out["rgb"]
+        acc[sel[s : s + chunk]] = out["acc"]
+    base = bg.reshape(-1, 3).clone()
+    talpha = torch.zeros(n, device=dev)
+    if torso is not None:
+        tcode = torso.frame_codes(None, 1)
+        for s in range(0, n, chunk):
+            m = min(chunk, n - s)
+            trgb, ta, _ = torso_rays(
+                torso,
+                uv[s : s + m],
+                c2w[None].expand(m, 4, 4),
+                intrinsics,
+                res,
+                tcode.expand(m, -1),
+            )
+            base[s : s + m] = ta[:, None] * trgb + (1 - ta[:, None]) * base[s : s + m]
+            talpha[s : s + m] = ta
+    rgb = head_rgb + (1 - acc[:, None]) * base
+    return {
+        "rgb": rgb.view(res, res, 3).clamp(0, 1),
+        "acc": acc.view(res, res),
+        "torso_alpha": talpha.view(res, res),
+        "head_rgb": head_rgb.view(res, res, 3),
+    }
+
+
+def preset_meta(cfg: NerfConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

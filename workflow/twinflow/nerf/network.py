@@ -1,0 +1,284 @@
+"""The ER-NeRF networks: audio encoder and smoothing, the region-aware head field, the torso.
+
+Head field (:class:`HeadField`), for a point ``x`` of the head box, an audio code ``a`` of the
+frame, the eye (blink) value ``e`` and a view direction ``d``::
+
+    f   = TriPlane(x)                                   # xy, yz, xz planes, concatenated
+    a_x = a * AudioAttention(f)                         # region attention: the spatial feature
+                                                        # weighs every channel of the audio code
+    e_x = e * sigmoid(EyeAttention(f))                  # the blink acts where the eyes are
+    sigma, g = SigmaNet([f, a_x, e_x])                  # density (exp), geometry feature
+    rgb = sigmoid(ColorNet([SH(d), g, code_frame]))     # a per-frame code (optional) for lighting
+
+Audio (:class:`AudioEncoder`): a window of 16 feature vectors ``[16, C]`` per video frame goes
+through 1-D convolutions over time to a ``audio_dim`` code (ER-NeRF's AudioNet); the codes of
+``att_window`` (8) neighbouring frames are then combined by a small attention net
+(:class:`AudioSmoother`, ER-NeRF's AudioAttNet) that predicts softmax weights over the window,
+which smooths the mouth motion in time.
+
+Torso (:class:`TorsoField`): a 2-D image-plane model. Three anchor points near the neck, moved
+by the head pose and projected, encode the pose; an MLP predicts a 2-D deformation of the pixel
+coordinate, at which a multi-resolution 2-D grid is read; a second MLP gives colour and alpha.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from twinflow.nerf.encoding import TriPlaneEncoder, frequency_encoding, make_grid2d, sh_encoding
+from twinflow.nerf.presets import NerfConfig
+
+
+class MLP(nn.Sequential):
+    def __init__(self, dim_in: int, dim_out: int, hidden: int, layers: int, bias: bool = True):
+        mods: list[nn.Module] = []
+        for i in range(layers):
+            last = i == layers - 1
+            mods.append(
+                nn.Linear(dim_in if i == 0 else hidden, dim_out if last else hidden, bias=bias)
+            )
+            if not last:
+                mods.append(nn.ReLU(inplace=True))
+        super().__init__(*mods)
+
+
+class AudioEncoder(nn.Module):
+    """``(B, 16, C)`` feature windows -> ``(B, audio_dim)`` codes (convolutions over the 16 steps)."""
+
+    def __init__(self, dim_in: int, audio_dim: int):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv1d(dim_in, 32, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.02, True),
+            nn.Conv1d(32, 32, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.02, True),
+            nn.Conv1d(32, 64, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.02, True),
+            nn.Conv1d(64, 64, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.02, True),
+        )
+        self.fc = nn.Sequential(
+            nn.Linear(64, 64), nn.LeakyReLU(0.02, True), nn.Linear(64, audio_dim)
+        )
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        h = self.conv(windows.transpose(1, 2))  # (B, 64, 1)
+        return self.fc(h.mean(-1))
+
+
+class AudioSmoother(nn.Module):
+    """Attention over ``window`` neighbouring frames' codes ``(B, window, D)`` -> ``(B, D)``."""
+
+    def __init__(self, audio_dim: int, window: int):
+        super().__init__()
+        self.window = window
+        chans = [audio_dim, 16, 8, 4, 2, 1]
+        layers: list[nn.Module] = []
+        for a, b in zip(chans[:-1], chans[1:], strict=True):
+            layers += [nn.Conv1d(a, b, 3, padding=1), nn.LeakyReLU(0.02, True)]
+        self.conv = nn.Sequential(*layers)
+        self.fc = nn.Linear(window, window)
+
+    def weights(self, codes: torch.Tensor) -> torch.Tensor:
+        h = self.conv(codes.transpose(1, 2))[:, 0]  # (B, window)
+        return torch.softmax(self.fc(h), -1)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return (self.weights(codes)[..., None] * codes).sum(1)
+
+
+def window_indices(centre: torch.Tensor, window: int, n: int) -> torch.Tensor:
+    """Frame indices ``(B, window)`` of the smoothing window around each ``centre`` (clamped to
+    ``0..n-1``): ``window // 2`` frames before the centre and the rest from it on."""
+    offs = torch.arange(window, device=centre.device) - window // 2
+    return (centre[:, None] + offs).clamp(0, n - 1)
+
+
+class OccupancyGrid(nn.Module):
+    """Which cells of the head box may hold density (instant-ngp's density grid, in PyTorch).
+
+    ``density`` is a running maximum of the head's density at a random point of every cell
+    (decayed by ``decay`` per update, so cells the mouth opens into stay marked for a while);
+    a cell is occupied when a sample spacing of density there would be more than
+    ``alpha_min`` opaque, or while the grid has not been updated yet. Saved with the model, so
+    rendering skips empty space too.
+    """
+
+    def __init__(self, res: int, decay: float = 0.95, alpha_min: float = 0.005):
+        super().__init__()
+        self.res, self.decay, self.alpha_min = res, decay, alpha_min
+        self.register_buffer("density", torch.full((res, res, res), 1e4))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("mask", torch.ones((res, res, res), dtype=torch.bool))
+
+    def cells(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat cell index of points ``x (..., 3)`` in [-1, 1] (x, y, z -> [z, y, x] order)."""
+        i = ((x.clamp(-1, 1 - 1e-6) + 1) / 2 * self.res).long()
+        return (i[..., 2] * self.res + i[..., 1]) * self.res + i[..., 0]
+
+    def occupied(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mask.flatten()[self.cells(x)]
+
+    @torch.no_grad()
+    def update(
+        self, density_fn, step_size: float, generator: torch.Generator | None = None
+    ) -> float:
+        """Re-measure every cell with ``density_fn(points (P, 3)) -> (P,)``; returns the occupied
+        fraction. ``step_size``: the sample spacing (normalised units) of the opacity test."""
+        r = self.res
+        dev = self.density.device
+        zz, yy, xx = torch.meshgrid(*(torch.arange(r, device=dev),) * 3, indexing="ij")
+        idx = torch.stack([xx, yy, zz], -1).reshape(-1, 3).float()
+        jitter = torch.rand(idx.shape, generator=generator).to(dev)
+        pts = (idx + jitter) / r * 2 - 1
+        sig = torch.cat([density_fn(c) for c in pts.split(65536)]).view(r, r, r)
+        self.density.copy_(
+            torch.maximum(self.density * self.decay, sig) if self.updates > 0 else sig
+        )
+        self.updates += 1
+        occ = (1 - torch.exp(-self.density * step_size)) > self.alpha_min
+        occ = torch.nn.functional.max_pool3d(occ[None, None].float(), 3, 1, 1)[0, 0] > 0
+        self.mask.copy_(occ)
+        return float(occ.float().mean())
+
+
+class HeadField(nn.Module):
+    """The audio-driven head radiance field plus its audio networks and per-frame codes."""
+
+    def __init__(self, cfg: NerfConfig, audio_in: int, n_codes: int):
+        super().__init__()
+        self.cfg = cfg
+        self.audio_net = AudioEncoder(audio_in, cfg.audio_dim)
+        self.audio_smoother = AudioSmoother(cfg.audio_dim, cfg.att_window)
+        self.encoder = TriPlaneEncoder(
+            cfg.encoder, cfg.levels, cfg.channels, cfg.base_res, cfg.finest_res, cfg.log2_table
+        )
+        d = self.encoder.out_dim
+        self.aud_att = MLP(d, cfg.audio_dim, cfg.att_hidden, 2)
+        self.eye_att = MLP(d, 1, 16, 2)
+        self.sigma_net = MLP(d + cfg.audio_dim + 1, 1 + cfg.geo_dim, cfg.hidden, cfg.sigma_layers)
+        self.color_net = MLP(16 + cfg.geo_dim + cfg.ind_dim, 3, cfg.color_hidden, cfg.color_layers)
+        self.codes = nn.Parameter(torch.zeros(max(n_codes, 1), cfg.ind_dim))
+        self.occupancy = OccupancyGrid(cfg.occ_res)
+
+    # -- audio ----------------------------------------------------------------------------
+    def audio_codes(self, feats: torch.Tensor, frames: torch.Tensor, smooth: bool = True):
+        """Codes ``(B, audio_dim)`` of ``frames (B,)`` of the feature sequence ``feats (N, 16, C)``.
+        With ``smooth`` the codes of the ``att_window`` neighbours are combined by attention."""
+        if not smooth or self.cfg.att_window <= 1:
+            return self.audio_net(feats[frames])
+        idx = window_indices(frames, self.cfg.att_window, len(feats))
+        codes = self.audio_net(feats[idx.reshape(-1)]).view(*idx.shape, -1)
+        return self.audio_smoother(codes)
+
+    def frame_codes(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Per-frame appearance codes; ``None`` (novel frames) gives the mean training code."""
+        if frames is None:
+            return self.codes.mean(0, keepdim=True).expand(batch, -1)
+        return self.codes[frames]
+
+    # -- field ----------------------------------------------------------------------------
+    def density(self, x, aud, eye):
+        """Points ``x (P, 3)`` in [-1, 1], per-point audio codes ``aud (P, A)`` and blink
+        ``eye (P, 1)`` -> ``sigma (P,)``, geometry features ``(P, geo_dim)``, the norm of the
+        audio attention ``(P,)`` and the eye attention ``(P,)``."""
+        f = self.encoder(x)
+        att = self.aud_att(f)
+        eye_att = torch.sigmoid(self.eye_att(f))
+        h = self.sigma_net(torch.cat([f, aud * att, eye * eye_att], -1))
+        sigma = torch.exp(h[:, 0].clamp(max=15.0))
+        return sigma, h[:, 1:], att.norm(dim=-1), eye_att[:, 0]
+
+    def color(self, d, geo, code):
+        """Unit view directions ``d (P, 3)``, geometry features, frame codes -> rgb ``(P, 3)``."""
+        return torch.sigmoid(self.color_net(torch.cat([sh_encoding(d), geo, code], -1)))
+
+    def forward(self, x, d, aud, eye, code):
+        """``density`` and ``color`` in one call -> sigma, rgb, audio and eye attention."""
+        sigma, geo, att, eye_att = self.density(x, aud, eye)
+        return sigma, self.color(d, geo, code), att, eye_att
+
+    def param_groups(self, lr: float, lr_net: float) -> list[dict]:
+        grids = list(self.encoder.parameters())
+        ids = {id(p) for p in grids}
+        nets = [
+            p
+            for n, p in self.named_parameters()
+            if id(p) not in ids and not n.startswith("audio_smoother")
+        ]
+        return [
+            {"params": grids, "lr": lr},
+            {"params": nets, "lr": lr_net},
+            {
+                "params": list(self.audio_smoother.parameters()),
+                "lr": lr_net * 5,
+                "weight_decay": 1e-4,
+            },
+        ]
+
+
+class TorsoField(nn.Module):
+    """2-D torso: pixel coordinates ``(P, 2)`` in [-1, 1] and the head pose -> rgb, alpha."""
+
+    def __init__(self, cfg: NerfConfig, n_codes: int):
+        super().__init__()
+        self.cfg = cfg
+        # three points below the head (normalised head space), moved with the head pose
+        self.anchors = nn.Parameter(
+            torch.tensor([[0.0, -0.8, 0.0], [-0.5, -1.0, -0.3], [0.5, -1.0, -0.3]])
+        )
+        self.xy_freqs, self.anchor_freqs = 8, 3
+        d_xy = 2 * (1 + 2 * self.xy_freqs)
+        d_anchor = 6 * (1 + 2 * self.anchor_freqs)
+        self.deform = MLP(d_xy + d_anchor + cfg.torso_ind_dim, 2, cfg.torso_hidden, 3)
+        self.grid = make_grid2d(
+            cfg.torso_encoder, cfg.torso_levels, cfg.torso_channels, cfg.torso_base_res,
+            cfg.torso_finest_res, cfg.torso_log2_table,
+        )  # fmt: skip
+        self.net = MLP(
+            self.grid.out_dim + d_xy + d_anchor + cfg.torso_ind_dim, 4, cfg.torso_hidden, 3
+        )
+        self.codes = nn.Parameter(torch.zeros(max(n_codes, 1), cfg.torso_ind_dim))
+        nn.init.zeros_(self.deform[-1].weight)
+        nn.init.zeros_(self.deform[-1].bias)
+
+    def pose_code(self, c2w: torch.Tensor, intrinsics: torch.Tensor, res: int) -> torch.Tensor:
+        """The anchors seen by each camera ``c2w (B, 4, 4)``: projected, in [-1, 1] -> ``(B, 6)``."""
+        w2c = torch.linalg.inv(c2w)
+        p = torch.einsum("bij,kj->bki", w2c[:, :3, :3], self.anchors) + w2c[:, None, :3, 3]
+        fx, fy, cx, cy = intrinsics.unbind(-1)
+        z = (-p[..., 2]).clamp(min=1e-3)
+        u = fx * p[..., 0] / z + cx
+        v = -fy * p[..., 1] / z + cy
+        return torch.stack([u, v], -1).div(res / 2).sub(1).flatten(1)
+
+    def forward(self, xy: torch.Tensor, pose: torch.Tensor, code: torch.Tensor):
+        """``xy (P, 2)``, per-point pose codes ``(P, 6)`` and frame codes -> rgb ``(P, 3)``,
+        alpha ``(P,)``, deformation ``(P, 2)``."""
+        xy = xy * self.cfg.torso_shrink
+        h = torch.cat(
+            [
+                frequency_encoding(xy, self.xy_freqs),
+                frequency_encoding(pose, self.anchor_freqs),
+                code,
+            ],
+            -1,
+        )
+        dxy = self.deform(h)
+        f = self.grid((xy + dxy).clamp(-1, 1))
+        out = self.net(torch.cat([f, h], -1))
+        return torch.sigmoid(out[:, 1:]), torch.sigmoid(out[:, 0]), dxy
+
+    def frame_codes(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
+        if frames is None:
+            return self.codes.mean(0, keepdim=True).expand(batch, -1)
+        return self.codes[frames]
+
+    def param_groups(self, lr: float, lr_net: float) -> list[dict]:
+        grid = list(self.grid.parameters())
+        ids = {id(p) for p in grid}
+        return [
+            {"params": grid, "lr": lr},
+            {"params": [p for p in self.parameters() if id(p) not in ids], "lr": lr_net},
+        ]

@@ -1,0 +1,267 @@
+"""nerf settings: ``tiny`` (a CPU in minutes, tests and the demo) and ``paper`` (ER-NeRF's).
+
+``paper`` follows ER-NeRF (Li et al., ICCV 2023) and its public code: 512x512 frames, a tri-plane
+hash encoding (12 levels x 1 feature, base resolution 64, 2^14 entries per plane), MLPs of width
+64, a 32-dim audio code smoothed over 8 frames, 4-dim per-frame codes, AdamW (betas 0, 0.99) with
+learning rate 1e-2 for the grids and 1e-3 for the networks, 65,536 rays per step from one frame,
+100k head steps, then lips fine-tuning to 125k with 32x32 patches, then 200k torso steps.
+Differences, all deliberate:
+
+* Sampling: ER-NeRF marches rays through a CUDA occupancy grid with early termination. twinflow
+  does the same in PyTorch: ``n_samples`` stratified points per ray in the head box, of which
+  only those in occupied cells of an occupancy grid and before the ray's transmittance falls
+  below ``min_transmittance`` (a density-only pass without gradients) are evaluated.
+* Lips loss: ER-NeRF adds 0.01 x LPIPS (AlexNet) on the mouth patch. No pretrained network ships
+  with twinflow, so the default (``perceptual: structural``) is a patch-level multi-scale
+  structural loss, ``1 - SSIM`` plus an L1 of image gradients at 1x, 1/2x and 1/4x
+  (:mod:`twinflow.nerf.losses`). ``perceptual: vgg`` uses VGG-19 features instead (an LPIPS-like
+  distance; a user-supplied ``vgg19`` in ``models/registry.yaml``).
+* ``lambda_mask``: an extra (small) loss that pulls the head opacity towards the head mask of the
+  face parsing and the torso alpha towards the torso mask; it makes the opacity usable for the
+  head-only paste-back and speeds up short CPU runs. ER-NeRF has only the opacity entropy term.
+
+``tiny`` renders a square crop around the head (``crop_scale`` x the perception head box, at
+``res`` pixels) with dense 2-D grids (``encoder: dense``, :mod:`twinflow.nerf.encoding`), fewer
+samples and a few thousand steps. ``paper`` renders the whole frame (``crop_scale: 0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twinflow.presets import resolve_preset
+
+
+@dataclass(frozen=True)
+class NerfConfig:
+    """One ER-NeRF model and its three-stage schedule.
+
+    Data:
+        res: side of the rendered (square) image in pixels.
+        crop_scale: the image is a square of ``crop_scale`` x the largest perception head box
+            around the head (clamped to the frame); 0 renders the whole frame.
+        box_pad, box_top, box_back: the head box (where the head NeRF lives) is the face
+            template's bounding box padded by ``box_pad`` metres, with ``box_top`` more above
+            (hair) and ``box_back`` more behind (the back of the skull).
+
+    Head field:
+        encoder: ``dense`` (multi-resolution 2-D grids with ``F.grid_sample``) or ``hash``.
+        levels, channels, base_res, finest_res, log2_table: the tri-plane grids (per plane).
+        hidden, sigma_layers, geo_dim: density network; color_hidden, color_layers: colour net.
+        audio_dim: audio code size; att_window: frames in the audio smoothing window;
+            att_hidden: width of the region attention MLP (spatial feature -> audio channels).
+        ind_dim: per-frame appearance code size (0: none).
+
+    Rendering:
+        n_samples: stratified samples per ray.
+        occ_res, occ_every, occ_warmup: occupancy grid (cells per side), steps between its
+            updates and before its first; samples in empty cells, and behind the point where a
+            ray's transmittance falls below ``min_transmittance``, are not evaluated.
+        min_transmittance: see above (early ray termination; 0 disables it).
+        chunk: rays per forward pass when rendering whole images.
+
+    Training (steps: head, then lips fine-tuning steps on top, then torso steps):
+        head_steps, lips_steps, torso_steps: optimisation steps of each stage.
+        rays: rays per step; frames_per_step: frames they are drawn from (ER-NeRF: 1).
+        lr, lr_net: learning rates of grids and networks (AdamW, betas 0 and 0.99).
+        lr_decay: learning rate factor reached at the end of the head (and torso) stage;
+            the lips stage starts there and decays by ``lips_lr_decay`` more.
+        smooth_after: head steps before the audio smoothing window is used (before: the
+            centre frame's code only); at most half the head steps.
+        patch: side of the mouth patch of the lips stage (pixels); lambda_patch: weight of the
+            patch loss; perceptual: ``structural`` or ``vgg``.
+        lambda_mask, lambda_entropy, lambda_amb: mask, opacity entropy and ambient (audio
+            attention outside the face) regularisers.
+        head_ray_fraction: share of a step's rays drawn on the head (parsing head and face);
+        mouth_ray_fraction: share drawn inside the mouth box (more signal for the audio path).
+
+    Torso:
+        torso_encoder, torso_levels, torso_channels, torso_base_res, torso_finest_res,
+        torso_log2_table: the 2-D torso grid; torso_hidden: its MLP width;
+        torso_ind_dim: per-frame torso code; torso_shrink: coordinate shrink (room to deform).
+    """
+
+    res: int
+    crop_scale: float
+    box_pad: float
+    box_top: float
+    box_back: float
+    encoder: str
+    levels: int
+    channels: int
+    base_res: int
+    finest_res: int
+    log2_table: int
+    hidden: int
+    sigma_layers: int
+    geo_dim: int
+    color_hidden: int
+    color_layers: int
+    audio_dim: int
+    att_window: int
+    att_hidden: int
+    ind_dim: int
+    n_samples: int
+    occ_res: int
+    occ_every: int
+    occ_warmup: int
+    min_transmittance: float
+    chunk: int
+    head_steps: int
+    lips_steps: int
+    torso_steps: int
+    rays: int
+    frames_per_step: int
+    lr: float
+    lr_net: float
+    lr_decay: float
+    lips_lr_decay: float
+    smooth_after: int
+    patch: int
+    lambda_patch: float
+    perceptual: str
+    lambda_mask: float
+    lambda_entropy: float
+    lambda_amb: float
+    head_ray_fraction: float
+    mouth_ray_fraction: float
+    torso_encoder: str
+    torso_levels: int
+    torso_channels: int
+    torso_base_res: int
+    torso_finest_res: int
+    torso_log2_table: int
+    torso_hidden: int
+    torso_ind_dim: int
+    torso_shrink: float
+    save_every: int = 200
+    log_every: int = 50
+
+
+PRESETS: dict[str, NerfConfig] = {
+    "tiny": NerfConfig(
+        res=160,
+        crop_scale=1.6,
+        box_pad=0.03,
+        box_top=0.09,
+        box_back=0.13,
+        encoder="dense",
+        levels=3,
+        channels=4,
+        base_res=32,
+        finest_res=128,
+        log2_table=14,
+        hidden=64,
+        sigma_layers=3,
+        geo_dim=32,
+        color_hidden=32,
+        color_layers=2,
+        audio_dim=32,
+        att_window=8,
+        att_hidden=32,
+        ind_dim=0,
+        n_samples=32,
+        occ_res=48,
+        occ_every=16,
+        occ_warmup=64,
+        min_transmittance=1e-3,
+        chunk=8192,
+        head_steps=3000,
+        lips_steps=600,
+        torso_steps=800,
+        rays=4096,
+        frames_per_step=4,
+        lr=1e-2,
+        lr_net=2e-3,
+        lr_decay=0.3,
+        lips_lr_decay=0.1,
+        smooth_after=500,
+        patch=32,
+        lambda_patch=0.1,
+        perceptual="structural",
+        lambda_mask=0.1,
+        lambda_entropy=1e-4,
+        lambda_amb=1e-4,
+        head_ray_fraction=0.6,
+        mouth_ray_fraction=0.2,
+        torso_encoder="dense",
+        torso_levels=3,
+        torso_channels=4,
+        torso_base_res=16,
+        torso_finest_res=128,
+        torso_log2_table=16,
+        torso_hidden=32,
+        torso_ind_dim=8,
+        torso_shrink=0.8,
+        save_every=200,
+        log_every=50,
+    ),
+    "paper": NerfConfig(
+        res=512,
+        crop_scale=0.0,
+        box_pad=0.03,
+        box_top=0.09,
+        box_back=0.13,
+        encoder="hash",
+        levels=12,
+        channels=1,
+        base_res=64,
+        finest_res=512,
+        log2_table=14,
+        hidden=64,
+        sigma_layers=3,
+        geo_dim=64,
+        color_hidden=64,
+        color_layers=2,
+        audio_dim=32,
+        att_window=8,
+        att_hidden=64,
+        ind_dim=4,
+        n_samples=64,
+        occ_res=128,
+        occ_every=16,
+        occ_warmup=256,
+        min_transmittance=1e-4,
+        chunk=65536,
+        head_steps=100_000,
+        lips_steps=25_000,
+        torso_steps=200_000,
+        rays=65_536,
+        frames_per_step=1,
+        lr=1e-2,
+        lr_net=1e-3,
+        lr_decay=0.5,
+        lips_lr_decay=0.1,
+        smooth_after=10_000,
+        patch=32,
+        lambda_patch=0.01,
+        perceptual="structural",
+        lambda_mask=0.01,
+        lambda_entropy=1e-4,
+        lambda_amb=1e-4,
+        head_ray_fraction=0.5,
+        mouth_ray_fraction=0.0,
+        torso_encoder="hash",
+        torso_levels=16,
+        torso_channels=2,
+        torso_base_res=16,
+        torso_finest_res=2048,
+        torso_log2_table=16,
+        torso_hidden=32,
+        torso_ind_dim=8,
+        torso_shrink=0.8,
+        save_every=1000,
+        log_every=500,
+    ),
+}
+
+
+def get_preset(name: str, overrides: dict[str, Any] | None = None) -> NerfConfig:
+    """The preset ``name`` with ``overrides`` (``config.yaml: nerf: overrides``) applied."""
+    cfg = resolve_preset(PRESETS, name, overrides)
+    if cfg.encoder not in ("dense", "hash") or cfg.torso_encoder not in ("dense", "hash"):
+        raise ValueError("encoder and torso_encoder must be 'dense' or 'hash'")
+    if cfg.perceptual not in ("structural", "vgg"):
+        raise ValueError("perceptual must be 'structural' or 'vgg'")
+    return cfg

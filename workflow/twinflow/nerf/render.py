@@ -1,0 +1,161 @@
+"""Stage ``render``: frames of the twin's head speaking a driving audio.
+
+``python -m twinflow.nerf.render --render ID --dataset dataset.npz --head lips.pt --torso torso.pt
+--features driving_features.npz --out render.mkv --out-json render.json``
+
+One frame per driving feature frame (25 fps). Head pose and blink come from the twin's own video,
+played forwards and backwards (0, 1, ..., T-1, T-2, ..., 1, 0, 1, ...) so that the motion never
+jumps; the audio codes come from the driving features, smoothed over the attention window.
+
+``render.mkv``: FFV1 RGBA at the dataset's resolution; RGB is the full composite (head over torso
+over the background plate), alpha the head's opacity (for the head-only paste-back).
+``render.json``: ``frame_index`` (the twin's frame whose pose and blink each output frame uses),
+``fps``, ``crop`` (x, y, side, frame side), ``res``, the checkpoints' steps and feature kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+import torch
+
+from twinflow.errors import TwinflowError
+
+log = logging.getLogger("twinflow.nerf.render")
+
+
+def pingpong(n_out: int, n_frames: int, start: int = 0) -> np.ndarray:
+    """Frame indices ``(n_out,)`` that walk 0..T-1 and back, starting at ``start``."""
+    if n_frames == 1:
+        return np.zeros(n_out, int)
+    period = 2 * (n_frames - 1)
+    k = (np.arange(n_out) + start) % period
+    return np.where(k < n_frames, k, period - k)
+
+
+def load_models(head_path: str, torso_path: str | None, kind: str, dim: int, device):
+    """Head (lips) and torso checkpoints, refusing features of another kind or size."""
+    from twinflow.nerf.model import load_head, load_torso
+    from twinflow.train import load_checkpoint
+
+    expect = {"audio_features": kind, "audio_dim": dim}
+    head_ckpt = load_checkpoint(head_path, expect=expect, map_location=device)
+    head = load_head(head_ckpt, device)
+    torso, torso_steps = None, None
+    if torso_path:
+        torso_ckpt = load_checkpoint(torso_path, expect=expect, map_location=device)
+        torso, torso_steps = load_torso(torso_ckpt, device), int(torso_ckpt["steps"])
+    return head, torso, {"head_steps": int(head_ckpt["steps"]), "torso_steps": torso_steps}
+
+
+@torch.no_grad()
+def render_sequence(
+    head, torso, data, feats: torch.Tensor, frame_index: np.ndarray, chunk: int, callback
+) -> None:
+    """Render ``len(frame_index)`` frames; ``callback(k, out)`` receives each frame's outputs."""
+    from twinflow.nerf.model import render_frame
+
+    codes = []
+    for s in range(0, len(feats), 64):
+        idx = torch.arange(s, min(s + 64, len(feats)), device=feats.device)
+        codes.append(head.audio_codes(feats, idx, smooth=True))
+    codes = torch.cat(codes)
+    for k, f in enumerate(frame_index):
+        out = render_frame(
+            head, torso, data.c2w[f], data.intrinsics, data.res, data.box, codes[k],
+            float(data.blink[f]), data.bg, data.head_region, chunk,
+        )  # fmt: skip
+        callback(k, out)
+
+
+def to_rgba(out: dict[str, torch.Tensor]) -> np.ndarray:
+    rgb = (out["rgb"].cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    a = (out["acc"].cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    return np.concatenate([rgb, a[..., None]], -1)
+
+
+def run(args: argparse.Namespace) -> None:
+    from twinflow.atomic import write_json
+    from twinflow.device import pick_device
+    from twinflow.nerf.audio_features import load_features
+    from twinflow.nerf.data import NerfData
+    from twinflow.perception.store import MaskWriter
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    data = NerfData(args.dataset, None, None, device=device)
+    feats_np, info = load_features(args.features)
+    head, torso, steps = load_models(
+        args.head, args.torso, info["kind"], int(feats_np.shape[-1]), device
+    )
+    if abs(float(info["fps"]) - data.fps) > 1e-6:
+        raise TwinflowError(
+            f"driving features are at {info['fps']} fps, the twin's video at {data.fps}"
+        )
+    feats = torch.as_tensor(feats_np, device=device)
+    frame_index = pingpong(len(feats), data.n_frames)
+    t0 = time.perf_counter()
+    with MaskWriter(args.out, data.fps, kind="rgba") as writer:
+
+        def write(k: int, out: dict) -> None:
+            writer.write(to_rgba(out))
+            if (k + 1) % 25 == 0:
+                log.info(
+                    "%d / %d frames (%.2f s per frame)",
+                    k + 1,
+                    len(feats),
+                    (time.perf_counter() - t0) / (k + 1),
+                )
+
+        render_sequence(head, torso, data, feats, frame_index, args.chunk or head.cfg.chunk, write)
+    seconds = time.perf_counter() - t0
+    write_json(
+        args.out_json,
+        {
+            "render": args.render,
+            "frames": len(feats),
+            "frame_index": frame_index.tolist(),
+            "fps": data.fps,
+            "crop": data.crop.tolist(),
+            "res": data.res,
+            "audio_features": info["kind"],
+            "seconds": seconds,
+            **steps,
+        },
+    )
+    log.info(
+        "%d frames at %d px in %.1f s (%.2f frames/s)",
+        len(feats),
+        data.res,
+        seconds,
+        len(feats) / max(seconds, 1e-9),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twinflow.nerf.render", description=__doc__)
+    p.add_argument("--render", required=True, help="render id (for messages)")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--head", required=True, help="lips.pt (or head.pt)")
+    p.add_argument("--torso", default=None, help="torso.pt (without: the plate behind the head)")
+    p.add_argument("--features", required=True, help="driving audio features")
+    p.add_argument("--chunk", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True, help="render.mkv (RGBA)")
+    p.add_argument("--out-json", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from twinflow.cli import stage_main
+
+    return stage_main(build_parser, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

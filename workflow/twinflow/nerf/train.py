@@ -1,0 +1,310 @@
+"""Stages ``train --stage head | lips | torso``: ER-NeRF's three training stages.
+
+``python -m twinflow.nerf.train --stage head --twin ID --dataset dataset.npz --frames frames.mkv
+--features audio_features.npz --preset tiny [--set field=value ...] [--steps N]
+[--max-minutes M] [--init lips_or_head.pt] --out head.pt``
+
+``head``   the audio-driven head field from scratch: random rays (``head_ray_fraction`` on the
+           head), composited over the frame with its head replaced by the background plate;
+           loss: MSE + ``lambda_mask`` x BCE(opacity, head mask) + ``lambda_entropy`` x opacity
+           entropy + ``lambda_amb`` x audio attention outside the face (ER-NeRF's ambient loss).
+``lips``   continues from ``--init head.pt``: every other step a ``patch x patch`` grid of rays
+           over the mouth of each frame with ``MSE + lambda_patch x patch loss``
+           (:mod:`twinflow.nerf.losses`), the other steps as ``head``; learning rate decays to
+           ``lips_lr_decay``.
+``torso``  freezes the head of ``--init lips.pt`` and trains the 2-D torso model on whole-image
+           rays: ``head + (1 - head opacity) x (torso over background plate)`` against the frame.
+
+Training runs in :func:`twinflow.train.run_training`: resumable (``<out>.resume.pt``), atomic
+final checkpoint. The checkpoint ``meta`` records the audio feature kind and size, so a model
+never runs on other features (:func:`twinflow.train.load_checkpoint` with ``expect``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from twinflow.errors import TwinflowError
+from twinflow.nerf.data import NerfData, RayBatch
+from twinflow.nerf.losses import binary_entropy, make_patch_loss
+from twinflow.nerf.model import (
+    head_conditions,
+    load_head,
+    new_head,
+    preset_meta,
+    render_head_rays,
+    torso_rays,
+    update_occupancy,
+)
+from twinflow.nerf.network import TorsoField
+from twinflow.nerf.presets import NerfConfig, get_preset
+from twinflow.nerf.rays import pixel_rays
+from twinflow.train import LoopConfig, load_checkpoint, run_training
+
+log = logging.getLogger("twinflow.nerf.train")
+STAGES = ("head", "lips", "torso")
+
+
+def adamw(groups: list[dict]) -> torch.optim.Optimizer:
+    for g in groups:
+        g.setdefault("weight_decay", 0.0)
+    return torch.optim.AdamW(groups, betas=(0.0, 0.99), eps=1e-8)
+
+
+def decay_schedule(opt: torch.optim.Optimizer, steps: int, factor: float, start: float = 1.0):
+    """Learning rates ``start x factor^(i / steps)`` of the base rates (exponential decay)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: start * factor ** (min(i, steps) / max(steps, 1))
+    )
+
+
+def head_loss(
+    head, data: NerfData, batch: RayBatch, cfg: NerfConfig, *, smooth: bool, patch_loss=None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of the head (and lips) stage on one ray batch."""
+    o, d = pixel_rays(data.c2w[batch.frames], data.intrinsics, batch.uv)
+    cond = head_conditions(
+        head, data.features, batch.frames, data.blink, smooth=smooth, codes_for=batch.frames
+    )
+    out = render_head_rays(head, o, d, cond, data.box, perturb=True)
+    pred = out["rgb"] + (1 - out["acc"][:, None]) * batch.bg
+    mse = F.mse_loss(pred, batch.rgb)
+    head_mask = (batch.labels >= 2).float()
+    loss = mse
+    parts = {"mse": mse.item()}
+    if cfg.lambda_mask > 0:
+        bce = F.binary_cross_entropy(out["acc"].clamp(1e-5, 1 - 1e-5), head_mask)
+        loss = loss + cfg.lambda_mask * bce
+        parts["mask"] = bce.item()
+    if cfg.lambda_entropy > 0:
+        loss = loss + cfg.lambda_entropy * binary_entropy(out["acc"])
+    if cfg.lambda_amb > 0:
+        not_face = (batch.labels != 3).float()
+        loss = loss + cfg.lambda_amb * (out["amb_aud"] * not_face).mean()
+    if patch_loss is not None and batch.patch:
+        p = batch.patch
+        img = lambda x: x.view(-1, p, p, 3).permute(0, 3, 1, 2)  # noqa: E731
+        pl = patch_loss(img(pred).clamp(0, 1), img(batch.rgb))
+        loss = loss + cfg.lambda_patch * pl
+        parts["patch"] = pl.item()
+    parts["psnr"] = float(-10 * torch.log10(mse.detach().clamp(min=1e-10)))
+    parts["samples"] = float(out["samples"])
+    return loss, parts
+
+
+def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, Any]) -> None:
+    stage = args.stage
+    n_codes = data.n_frames
+    head = new_head(cfg, data.features.shape[-1], n_codes, device)
+    steps = (
+        args.steps
+        if args.steps is not None
+        else (cfg.head_steps if stage == "head" else cfg.lips_steps)
+    )
+    if stage == "lips":
+        init = load_checkpoint(args.init, expect=_expect(data))
+        head.load_state_dict(init["modules"]["head"])
+        meta["init"] = {"path": str(args.init), "steps": int(init["steps"])}
+    opt = adamw(head.param_groups(cfg.lr, cfg.lr_net))
+    if stage == "head":
+        sched = decay_schedule(opt, steps, cfg.lr_decay)
+    else:  # lips: continue from the head stage's final rate, decaying further
+        sched = decay_schedule(opt, steps, cfg.lips_lr_decay, start=cfg.lr_decay)
+    patch_loss = make_patch_loss(cfg.perceptual, args.registry) if stage == "lips" else None
+    if patch_loss is not None and isinstance(patch_loss, torch.nn.Module):
+        patch_loss = patch_loss.to(device)
+    gen = torch.Generator(device="cpu")
+    n_patch_frames = max(1, cfg.rays // (cfg.patch * cfg.patch * 2))
+
+    def step(i: int) -> dict[str, float]:
+        gen.manual_seed(cfg_seed(args) * 1_000_003 + i)
+        smooth = stage == "lips" or i >= min(cfg.smooth_after, steps // 2)
+        if i >= cfg.occ_warmup and i % cfg.occ_every == 0:
+            occ = update_occupancy(head, data.features, data.train_idx, data.blink, data.box, gen)
+            if i % (cfg.occ_every * 16) == 0:
+                log.info("step %d: occupancy grid %.1f%% occupied", i, 100 * occ)
+        if stage == "lips" and i % 2 == 0:
+            batch = data.mouth_patches(n_patch_frames, cfg.patch, gen=gen)
+        else:
+            batch = data.random_rays(
+                cfg.rays,
+                cfg.frames_per_step,
+                cfg.head_ray_fraction,
+                gen=gen,
+                mouth_fraction=cfg.mouth_ray_fraction,
+            )
+        opt.zero_grad(set_to_none=True)
+        loss, parts = head_loss(head, data, batch, cfg, smooth=smooth, patch_loss=patch_loss)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return parts
+
+    _run({"head": head}, {"head": opt}, {"head": sched}, step, steps, args, cfg, meta)
+
+
+def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, Any]) -> None:
+    init = load_checkpoint(args.init, expect=_expect(data), map_location=device)
+    head = load_head(init, device)
+    head.requires_grad_(False)
+    meta["init"] = {"path": str(args.init), "steps": int(init["steps"])}
+    torso = TorsoField(cfg, data.n_frames).to(device)
+    steps = args.steps if args.steps is not None else cfg.torso_steps
+    opt = adamw(torso.param_groups(cfg.lr, cfg.lr_net))
+    sched = decay_schedule(opt, steps, cfg.lr_decay)
+    gen = torch.Generator(device="cpu")
+    region = data.head_region.flatten()
+
+    def step(i: int) -> dict[str, float]:
+        gen.manual_seed(cfg_seed(args) * 1_000_003 + i)
+        batch = data.random_rays(cfg.rays, cfg.frames_per_step, 0.5, gen=gen, stage="torso")
+        c2w = data.c2w[batch.frames]
+        pix = batch.uv[:, 1].long() * data.res + batch.uv[:, 0].long()
+        head_rgb = torch.zeros_like(batch.rgb)
+        acc = torch.zeros(len(batch.uv), device=device)
+        sel = region[pix]
+        if sel.any():
+            with torch.no_grad():
+                o, d = pixel_rays(c2w[sel], data.intrinsics, batch.uv[sel])
+                cond = head_conditions(
+                    head,
+                    data.features,
+                    batch.frames[sel],
+                    data.blink,
+                    smooth=True,
+                    codes_for=batch.frames[sel],
+                )
+                out = render_head_rays(head, o, d, cond, data.box, perturb=False)
+            head_rgb[sel], acc[sel] = out["rgb"], out["acc"]
+        code = torso.frame_codes(batch.frames, len(batch.frames))
+        trgb, ta, dxy = torso_rays(torso, batch.uv, c2w, data.intrinsics, data.res, code)
+        base = ta[:, None] * trgb + (1 - ta[:, None]) * batch.bg
+        pred = head_rgb + (1 - acc[:, None]) * base
+        opt.zero_grad(set_to_none=True)
+        mse = F.mse_loss(pred, batch.rgb)
+        loss = mse + cfg.lambda_entropy * binary_entropy(ta)
+        parts = {"mse": mse.item()}
+        if cfg.lambda_mask > 0:
+            known = batch.labels < 2  # background or torso; head pixels: torso hidden or not
+            target = (batch.labels == 1).float()
+            bce = F.binary_cross_entropy(ta.clamp(1e-5, 1 - 1e-5), target, reduction="none")
+            bce = (bce * known).sum() / known.sum().clamp(min=1)
+            loss = loss + cfg.lambda_mask * bce
+            parts["mask"] = bce.item()
+        loss = loss + 1e-3 * (dxy**2).mean()
+        loss.backward()
+        opt.step()
+        sched.step()
+        parts["psnr"] = float(-10 * torch.log10(mse.detach().clamp(min=1e-10)))
+        return parts
+
+    _run({"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta)
+
+
+def cfg_seed(args) -> int:
+    return int(args.seed)
+
+
+def _expect(data: NerfData) -> dict[str, Any]:
+    return {"audio_features": data.feature_info["kind"], "audio_dim": int(data.features.shape[-1])}
+
+
+def _run(modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta) -> None:
+    loop = LoopConfig(
+        steps=steps,
+        save_every=args.save_every or cfg.save_every,
+        log_every=cfg.log_every,
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+        desc=f"nerf {args.stage}",
+    )
+    result = run_training(modules, optims, step, loop, args.out, meta, schedulers=scheds)
+    if result.resumed_from:
+        log.info("resumed from step %d", result.resumed_from)
+    last = result.history[-1] if result.history else {}
+    log.info(
+        "%s: %d steps (%d this run) in %.1f s%s; last %s",
+        args.stage, result.steps_done, result.steps_done - result.resumed_from, result.seconds,
+        " (stopped early: max_minutes)" if result.stopped_early else "",
+        {k: round(v, 4) for k, v in last.items()},
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twinflow.nerf.train", description=__doc__)
+    p.add_argument("--stage", required=True, choices=STAGES)
+    p.add_argument("--twin", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--frames", required=True)
+    p.add_argument("--features", required=True)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field"
+    )
+    p.add_argument("--steps", type=int, default=None, help="default: the preset's for the stage")
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--save-every", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="lips: head.pt; torso: lips.pt")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--registry", default="models/registry.yaml")
+    p.add_argument("--out", required=True)
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    from twinflow.device import pick_device
+    from twinflow.presets import parse_overrides
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.stage in ("lips", "torso") and not args.init:
+        raise TwinflowError(f"stage '{args.stage}' needs --init (the previous stage's checkpoint)")
+    try:
+        cfg = get_preset(args.preset, parse_overrides(args.set))
+    except ValueError as err:
+        raise TwinflowError(str(err)) from err
+    device = pick_device(args.device)
+    t0 = time.perf_counter()
+    data = NerfData(args.dataset, args.frames, args.features, device=device)
+    log.info(
+        "data: %d frames at %d px, features %s (%s) on %s, loaded in %.1f s",
+        data.n_frames,
+        data.res,
+        tuple(data.features.shape),
+        data.feature_info["kind"],
+        device,
+        time.perf_counter() - t0,
+    )
+    meta = {
+        "pipeline": "nerf",
+        "stage": args.stage,
+        "twin": args.twin,
+        "preset_name": args.preset,
+        "preset": preset_meta(cfg),
+        "audio_features": data.feature_info["kind"],
+        "audio_dim": int(data.features.shape[-1]),
+        "n_codes": data.n_frames,
+        "res": data.res,
+    }
+    if args.stage == "torso":
+        train_torso(args, cfg, data, device, meta)
+    else:
+        train_head(args, cfg, data, device, meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from twinflow.cli import stage_main
+
+    return stage_main(build_parser, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
