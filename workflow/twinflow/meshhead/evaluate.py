@@ -1,0 +1,230 @@
+"""Stage ``meshhead_evaluate``: held-out metrics of the twin's meshhead models -> ``metrics.json``.
+
+``python -m twinflow.meshhead.evaluate --twin ID --dataset dataset.npz --audio2mesh audio2mesh.pt
+[--frames frames.npz --warp warp.pt] --out metrics.json``
+
+Everything is measured on the test split: the last ``test_fraction`` of the twin's video and
+speech, never seen in training (nor in model selection, which uses the end of the training
+part). Each row of ``metrics.json`` is a whole pipeline (mesh source -> the same warp):
+
+=============  =====================================  ===================================
+row            mesh                                   video
+=============  =====================================  ===================================
+values         the audio-to-mesh model                the warp driven by that mesh
+static         the template (no motion)               the source image itself (copy)
+ridge          ridge regression on log-mel windows    the warp driven by the ridge mesh
+tracked        the tracked mesh (0 mm by definition)  the warp driven by the tracked mesh:
+                                                      the warp alone on held-out frames
+=============  =====================================  ===================================
+
+Keys: ``mesh_mouth_lmd_mm`` (mean 3-D distance of the 40 lip points, pose-free, mm),
+``video_mouth_lmd_px`` (mean 2-D distance of the lip points that mediapipe's face mesh finds in
+the rendered and the real frames, pixels of the warp's frame size), ``video_psnr`` (dB) and
+``video_ssim`` (rendered vs real head crops). The video is driven by the held-out frames' own
+tracked head poses, from the default source frame. With topology ``flame`` only the mesh key
+exists (no warp). ``measured`` repeats each model's part with its own baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import cv2
+import numpy as np
+
+from twinflow.cli import stage_main
+from twinflow.meshhead.baselines import RidgeAudio2Mesh, mouth_lmd_mm
+from twinflow.meshhead.common import (
+    add_common,
+    audio_slice,
+    keypoints,
+    load_npz,
+    setup_torch,
+    split_ranges,
+)
+from twinflow.meshhead.infer import Audio2MeshRunner
+from twinflow.meshhead.poses import frame_source
+from twinflow.meshhead.topology import MEDIAPIPE, MOUTH
+from twinflow.meshhead.train_warp import WarpRunner
+from twinflow.metrics import psnr, ssim, write_metrics
+
+log = logging.getLogger("twinflow.meshhead.evaluate")
+DETECT_SIZE = 256
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twinflow.meshhead.evaluate", description=__doc__)
+    p.add_argument("--twin", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--audio2mesh", required=True)
+    p.add_argument("--frames", help="frames.npz (mediapipe468)")
+    p.add_argument("--warp", help="warp.pt (mediapipe468)")
+    p.add_argument("--registry", default="models/registry.yaml")
+    p.add_argument("--out", required=True)
+    add_common(p)
+    return p
+
+
+def mesh_predictions(dataset: dict, runner: Audio2MeshRunner) -> dict[str, list[np.ndarray]]:
+    """Per test range: the model's, the ridge baseline's, the static and the tracked displacement."""
+    fps, sr = float(dataset["fps"]), int(dataset["sample_rate"])
+    disp = dataset["disp"]
+    ridge = RidgeAudio2Mesh()
+    xs, ys = [], []
+    for a, b in split_ranges(dataset, 0):
+        xs.append(ridge.features(audio_slice(dataset, a, b), sr, fps)[: b - a])
+        ys.append(disp[a : a + len(xs[-1])])
+    ridge.fit(np.concatenate(xs), np.concatenate(ys))
+    out = {"model": [], "ridge": [], "static": [], "tracked": []}
+    speakers = [str(s) for s in dataset["speakers"]]
+    for c, e in split_ranges(dataset, 1):
+        wave = audio_slice(dataset, c, e)
+        seq = int(np.searchsorted(dataset["seq_start"], c, side="right") - 1)
+        speaker = speakers[int(dataset["seq_speaker"][seq])]
+        out["model"].append(_fit_length(runner.predict(wave, sr, speaker=speaker), e - c))
+        out["ridge"].append(_fit_length(ridge.predict(ridge.features(wave, sr, fps)), e - c))
+        out["static"].append(np.zeros_like(disp[c:e]))
+        out["tracked"].append(disp[c:e])
+    out["ridge_alpha"] = ridge.alpha
+    return out
+
+
+def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    if len(x) >= n:
+        return x[:n]
+    return np.concatenate([x, np.repeat(x[-1:], n - len(x), 0)])
+
+
+def mouth_detector():
+    from twinflow.perception.face import FaceConfig, FaceRunner
+
+    return FaceRunner(FaceConfig(max_faces=1))
+
+
+def detect_mouths(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lip points ``(N, 40, 2)`` in pixels of the frames' size, and ``found (N,)``."""
+    size = frames.shape[1]
+    runner = mouth_detector()
+    pts = np.zeros((len(frames), len(MOUTH), 2), np.float32)
+    found = np.zeros(len(frames), bool)
+    try:
+        for i, f in enumerate(frames):
+            big = cv2.resize(f, (DETECT_SIZE, DETECT_SIZE), interpolation=cv2.INTER_CUBIC)
+            faces = runner(big).faces
+            if len(faces):
+                pts[i] = faces[0][MOUTH, :2] * (size / DETECT_SIZE)
+                found[i] = True
+    finally:
+        runner.close()
+    return pts, found
+
+
+def video_scores(
+    rendered: np.ndarray, real: np.ndarray, real_mouth, real_found
+) -> tuple[dict, int]:
+    mouth, found = detect_mouths(rendered)
+    both = found & real_found
+    lmd = (
+        float(np.linalg.norm(mouth[both] - real_mouth[both], axis=-1).mean())
+        if both.any()
+        else float("nan")
+    )
+    return {
+        "video_mouth_lmd_px": lmd,
+        "video_psnr": float(np.mean([psnr(p, t) for p, t in zip(rendered, real, strict=True)])),
+        "video_ssim": float(np.mean([ssim(p, t) for p, t in zip(rendered, real, strict=True)])),
+    }, int(both.sum())
+
+
+def run(args: argparse.Namespace) -> None:
+    device = setup_torch(args.threads, args.device)
+    dataset = load_npz(args.dataset, "mesh dataset")
+    runner = Audio2MeshRunner(args.audio2mesh, device, args.registry)
+    preds = mesh_predictions(dataset, runner)
+    mouth = dataset["mouth_index"].astype(int)
+    rows = ("model", "static", "ridge", "tracked")
+    tracked = np.concatenate(preds["tracked"])
+    mesh = {
+        r: {"mesh_mouth_lmd_mm": mouth_lmd_mm(np.concatenate(preds[r]), tracked, mouth)}
+        for r in rows
+    }
+    n_test = len(tracked)
+    measured = {
+        "split": f"test: {dataset['info'].get('split', 'held-out part')}",
+        "test_frames": n_test,
+        "audio2mesh": {
+            "checkpoint": args.audio2mesh,
+            "steps": runner.steps,
+            "selected_step": runner.meta.get("selected_step"),
+            "output_scale": runner.extra.get("output_scale", 1.0),
+            "decoding": f"autoregressive, windows of {runner.cfg.window} frames carrying {runner.cfg.history}",
+            "ridge_alpha": preds["ridge_alpha"],
+        },
+        "how": "mesh: mean 3-D distance of the mouth points of the predicted vs the tracked "
+        "pose-free mesh (mm); static = the template; ridge = ridge regression on +-4 frames of "
+        "40-bin log-mel; tracked = the tracked mesh itself",
+    }
+    scores = {r: dict(mesh[r]) for r in rows}
+    if str(dataset["topology"]) == MEDIAPIPE and args.warp and args.frames:
+        frames = load_npz(args.frames, "warp frames")
+        warp = WarpRunner(args.warp, device)
+        kind = warp.meta["keypoints"]
+        source = frame_source(frames, dataset)
+        (c, e), *_ = split_ranges(dataset, 1)
+        real = frames["frames"][c:e]
+        real_mouth, real_found = detect_mouths(real)
+        counts = {}
+        for r in ("model", "ridge", "tracked"):
+            verts = dataset["template"] + preds[r][0]
+            kp_d = keypoints(
+                verts, dataset["R"][c:e], dataset["t"][c:e], source.k, source.crop, kind
+            )
+            rendered = np.stack(list(warp.render(source.image, source.kp, kp_d)))
+            video, counts[r] = video_scores(rendered, real, real_mouth, real_found)
+            scores[r].update(video)
+        video, counts["static"] = video_scores(
+            np.repeat(source.image[None], len(real), 0), real, real_mouth, real_found
+        )
+        scores["static"].update(video)
+        measured["warp"] = {
+            "checkpoint": args.warp,
+            "steps": warp.steps,
+            "size": int(frames["frames"].shape[1]),
+            "source_frame": source.index,
+            "real_frames_with_face": int(real_found.sum()),
+            "frames_compared_for_lmd": counts,
+            "values": {k: v for k, v in scores["tracked"].items() if k.startswith("video")},
+            "baselines": {
+                "copy_source": {k: v for k, v in scores["static"].items() if k.startswith("video")}
+            },
+        }
+        measured["how"] += (
+            "; video: the held-out frames rendered from the source frame with their own tracked "
+            f"head poses, compared with the real head crops at {frames['frames'].shape[1]} px "
+            "(PSNR, SSIM; mouth LMD between the lip points mediapipe's face mesh finds in both, "
+            f"upscaled to {DETECT_SIZE} px for detection, in pixels of the warp's size); static = "
+            "the source image copied; tracked = the warp alone (an upper bound, not a baseline)"
+        )
+    measured["audio2mesh"]["values"] = mesh["model"]
+    measured["audio2mesh"]["baselines"] = {
+        "static_template": mesh["static"],
+        "ridge": mesh["ridge"],
+    }
+    keys = list(scores["model"])
+    better = {k: "higher" if k in ("video_psnr", "video_ssim") else "lower" for k in keys}
+    data = write_metrics(
+        args.out,
+        pipeline="meshhead",
+        twin=args.twin,
+        values=scores["model"],
+        baselines={r: scores[r] for r in ("static", "ridge", "tracked")},
+        better=better,
+        measured=measured,
+    )
+    for name, vals in [("model", data["values"]), *data["baselines"].items()]:
+        log.info("%-8s %s", name, "  ".join(f"{k}={v:.4g}" for k, v in vals.items()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(stage_main(build_parser, run))

@@ -1,0 +1,272 @@
+"""What ``workflow/rules/meshhead.smk`` needs at parse time: the ``meshhead:`` config resolved and
+checked, and the inputs of each twin's and render's jobs. No torch import.
+
+Render options (``config/renders.tsv``, column ``options``) of a meshhead row:
+``pose=twin|neutral|video`` (head motion; ``video`` needs the row's ``driving_video``),
+``source=frame|photo`` (``photo`` needs the twin's photo), ``source_frame=N``,
+``speaker=NAME`` (style of a multi-speaker FLAME model).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from twinflow.meshhead.presets import (
+    POSES,
+    PRESETS,
+    SOURCES,
+    Audio2MeshConfig,
+    WarpConfig,
+    audio2mesh_preset,
+    warp_preset,
+)
+from twinflow.meshhead.topology import FLAME, MEDIAPIPE, TOPOLOGIES
+
+OPTIONS = ("pose", "source", "source_frame", "speaker")
+
+
+@dataclass(frozen=True)
+class MeshheadSettings:
+    """The ``meshhead:`` section of config.yaml, resolved for one run."""
+
+    preset: str
+    audio2mesh: Audio2MeshConfig
+    warp: WarpConfig
+    overrides: dict[str, dict[str, Any]]
+    topology: str
+    flame_data: str | None
+    flame_fps: float
+    flame_style: str | None
+    audio2mesh_steps: int
+    warp_steps: int
+    max_minutes: float | None
+    save_every: int
+    test_fraction: float
+    source: str
+    source_frame: int | None
+    pose: str
+    render_size: int | None
+
+    def set_args(self, model: str) -> str:
+        """``--set field=value`` arguments passing ``overrides[model]`` to a stage CLI."""
+        parts = []
+        for key, value in (self.overrides.get(model) or {}).items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            parts.append(f"--set {shlex.quote(f'{key}={text}')}")
+        return " ".join(parts)
+
+    @property
+    def max_minutes_arg(self) -> str:
+        return f"--max-minutes {self.max_minutes}" if self.max_minutes else ""
+
+    @property
+    def train_runtime(self) -> int:
+        """Minutes a cluster scheduler should allow one training job."""
+        if self.max_minutes:
+            return int(self.max_minutes) + 15
+        return 60 if self.preset == "tiny" else 3 * 24 * 60
+
+    @property
+    def has_warp(self) -> bool:
+        return self.topology == MEDIAPIPE
+
+
+def _per_preset(value: Any, name: str, default: Any) -> Any:
+    if isinstance(value, dict):
+        got = value.get(name)
+        return default if got is None else got
+    return default if value is None else value
+
+
+def settings(config: dict) -> MeshheadSettings:
+    """Resolve ``config["meshhead"]``; ValueError on an unknown preset, field or choice."""
+    section = config.get("meshhead") or {}
+    name = section.get("preset") or config.get("preset", "tiny")
+    if name not in PRESETS:
+        raise ValueError(f"meshhead preset '{name}' is not one of {PRESETS}")
+    overrides = section.get("overrides") or {}
+    unknown = set(overrides) - {"audio2mesh", "warp"}
+    if unknown:
+        raise ValueError(
+            f"meshhead overrides: unknown model(s) {sorted(unknown)}; use audio2mesh, warp"
+        )
+    a2m = audio2mesh_preset(name, overrides.get("audio2mesh"))
+    warp = warp_preset(name, overrides.get("warp"))
+    topology = section.get("topology") or MEDIAPIPE
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"meshhead topology '{topology}' is not one of {TOPOLOGIES}")
+    flame = section.get("flame") or {}
+    if topology == FLAME and not flame.get("data"):
+        raise ValueError(
+            "meshhead topology flame needs meshhead.flame.data (a VOCASET-format folder)"
+        )
+    steps = section.get("steps") or {}
+    source = section.get("source") or "frame"
+    pose = section.get("pose") or "twin"
+    if source not in SOURCES or pose not in POSES:
+        raise ValueError(f"meshhead source must be one of {SOURCES} and pose one of {POSES}")
+    return MeshheadSettings(
+        preset=name,
+        audio2mesh=a2m,
+        warp=warp,
+        overrides=overrides,
+        topology=topology,
+        flame_data=flame.get("data"),
+        flame_fps=float(flame.get("fps") or 60),
+        flame_style=flame.get("style"),
+        audio2mesh_steps=int(steps.get("audio2mesh") or a2m.steps),
+        warp_steps=int(steps.get("warp") or warp.steps),
+        max_minutes=_per_preset(section.get("max_minutes"), name, None),
+        save_every=int(section.get("save_every") or 100),
+        test_fraction=float(section.get("test_fraction", 0.2)),
+        source=source,
+        source_frame=section.get("source_frame"),
+        pose=pose,
+        render_size=section.get("render_size"),
+    )
+
+
+def render_options(render, s: MeshheadSettings) -> dict[str, Any]:
+    """The render's options over the config defaults; ValueError on a bad one."""
+    opts = dict(render.options or {})
+    unknown = set(opts) - set(OPTIONS)
+    if unknown:
+        raise ValueError(
+            f"render '{render.render_id}': unknown meshhead option(s) {sorted(unknown)}; known: {OPTIONS}"
+        )
+    out = {
+        "pose": opts.get("pose", s.pose),
+        "source": opts.get("source", s.source),
+        "source_frame": int(opts["source_frame"]) if opts.get("source_frame") else s.source_frame,
+        "speaker": opts.get("speaker") or s.flame_style,
+    }
+    if out["pose"] not in POSES:
+        raise ValueError(f"render '{render.render_id}': pose '{out['pose']}' is not one of {POSES}")
+    if out["source"] not in SOURCES:
+        raise ValueError(
+            f"render '{render.render_id}': source '{out['source']}' is not one of {SOURCES}"
+        )
+    if out["pose"] == "video" and not render.driving_video:
+        raise ValueError(f"render '{render.render_id}': pose=video needs a driving_video")
+    return out
+
+
+def check_renders(renders: dict, twins: dict, s: MeshheadSettings) -> None:
+    for render in renders.values():
+        if render.pipeline != "meshhead":
+            continue
+        opts = render_options(render, s)
+        if opts["source"] == "photo" and not twins[render.twin_id].photo:
+            raise ValueError(
+                f"render '{render.render_id}': source=photo but twin '{render.twin_id}' has no photo"
+            )
+
+
+def render_pattern(renders: dict) -> str:
+    """A wildcard regex matching exactly the meshhead renders' ids (never matches when none)."""
+    ids = sorted(r.render_id for r in renders.values() if r.pipeline == "meshhead")
+    return "|".join(ids) if ids else "(?!x)x"
+
+
+def dataset_inputs(twin: str, s: MeshheadSettings) -> dict[str, str]:
+    if s.topology == FLAME:
+        return {"vocaset": s.flame_data}
+    p = f"results/{twin}/perception"
+    return {
+        "face": f"{p}/face.npz",
+        "template": f"{p}/template.npz",
+        "head_pose": f"{p}/head_pose.npz",
+        "audio": f"results/{twin}/media/audio.wav",
+    }
+
+
+def dataset_args(inputs, s: MeshheadSettings) -> str:
+    """Topology-specific arguments of the dataset stage (``inputs``: the job's named input)."""
+    if s.topology == FLAME:
+        return (
+            f"--topology flame --vocaset {shlex.quote(inputs.vocaset)} --vocaset-fps {s.flame_fps}"
+        )
+    return (
+        f"--face {inputs.face} --template {inputs.template} --head-pose {inputs.head_pose}"
+        f" --audio {inputs.audio}"
+    )
+
+
+def evaluate_inputs(twin: str, s: MeshheadSettings) -> dict[str, str]:
+    m = f"results/{twin}/meshhead"
+    out = {"dataset": f"{m}/dataset.npz", "audio2mesh": f"{m}/audio2mesh.pt"}
+    if s.has_warp:
+        out.update(frames=f"{m}/frames.npz", warp=f"{m}/warp.pt")
+    return out
+
+
+def render_inputs(render, twin, s: MeshheadSettings) -> dict[str, str]:
+    m = f"results/{render.twin_id}/meshhead"
+    d = f"results/drive/{render.render_id}/meshhead"
+    out = {
+        "warp": f"{m}/warp.pt",
+        "mesh": f"{d}/mesh.npz",
+        "dataset": f"{m}/dataset.npz",
+        "frames": f"{m}/frames.npz",
+    }
+    opts = render_options(render, s)
+    if opts["source"] == "photo":
+        out["photo"] = f"results/{render.twin_id}/media/photo.png"
+        out["photo_face"] = f"results/{render.twin_id}/perception/photo_face.npz"
+    if opts["pose"] == "video":
+        out["drive_pose"] = f"results/drive/{render.render_id}/perception/head_pose.npz"
+    return out
+
+
+def render_args(render, inputs, s: MeshheadSettings) -> str:
+    """Options of the render stage (``inputs``: the job's named input)."""
+    opts = render_options(render, s)
+    args = [f"--pose {opts['pose']}", f"--source {opts['source']}"]
+    if opts["source_frame"] is not None:
+        args.append(f"--source-frame {int(opts['source_frame'])}")
+    if opts["source"] == "photo":
+        args.append(f"--photo {inputs.photo} --photo-face {inputs.photo_face}")
+    if opts["pose"] == "video":
+        args.append(f"--drive-pose {inputs.drive_pose}")
+    if s.render_size:
+        args.append(f"--size {int(s.render_size)}")
+    return " ".join(args)
+
+
+def mux_video(render, s: MeshheadSettings) -> str:
+    """The picture of the final video: the rendered head, or the mesh preview (FLAME)."""
+    d = f"results/drive/{render.render_id}/meshhead"
+    return f"{d}/frames.mp4" if s.has_warp else f"{d}/mesh_preview.mp4"
+
+
+def infer_args(render, s: MeshheadSettings) -> str:
+    speaker = render_options(render, s)["speaker"]
+    return f"--speaker {shlex.quote(speaker)}" if speaker else ""
+
+
+def upstream(render, s: MeshheadSettings) -> list[str]:
+    """Files of other stages (perception) that a meshhead render needs."""
+    files = [
+        f
+        for k, f in dataset_inputs(render.twin_id, s).items()
+        if k in ("face", "template", "head_pose")
+    ]
+    if s.has_warp:
+        files += [
+            f
+            for k, f in render_inputs(render, None, s).items()
+            if k in ("photo_face", "drive_pose")
+        ]
+    return files
+
+
+def render_targets(render) -> list[str]:
+    """The final video, the mesh preview and the twin's metrics."""
+    return [
+        f"results/renders/{render.render_id}.mp4",
+        f"results/drive/{render.render_id}/meshhead/mesh_preview.mp4",
+        f"results/{render.twin_id}/meshhead/metrics.json",
+    ]

@@ -1,0 +1,188 @@
+"""Meshhead settings: ``tiny`` (CPU: tests, demo, minutes) and ``paper`` (the published sizes).
+
+Two models, two preset tables, both resolved with :func:`twinflow.presets.resolve_preset`
+(``config.yaml: meshhead: overrides: {audio2mesh: {...}, warp: {...}}`` changes single fields).
+
+``paper`` follows FaceFormer (Fan et al., CVPR 2022: one decoder layer, 4 heads, feature size 64
+(VOCASET) / 128 (BIWI), feed-forward 2x, period 30 / 25, lr 1e-4, full vertex offsets, no
+teacher forcing at inference) and face-vid2vid (Wang et al., CVPR 2021: 256 px, wide
+encoder/decoder, six bottleneck residual blocks, perceptual loss). Deliberate differences:
+
+* The audio encoder defaults to a log-mel convolution stack (no pretrained weights ship);
+  ``audio_encoder="wav2vec2"`` uses a user-supplied wav2vec2 (``models/registry.yaml``).
+* Training uses teacher forcing with a second, scheduled-sampling pass (the model's own
+  predictions replace part of the inputs) instead of FaceFormer's fully autoregressive
+  training: one parallel pass per step instead of one per frame.
+* Decoding runs in windows of ``window`` frames that carry ``history`` previous outputs as a
+  teacher-forced prefix, so any length of audio works (FaceFormer stops at 600 frames).
+* The head warp is 2-D (face-vid2vid warps a 3-D feature volume with 3-D keypoints it learns);
+  its keypoints are face-mesh points re-posed with a head-pose track, not learned ones.
+* The default image loss needs no pretrained network: multi-scale L1 (full, 1/2, 1/4 size)
+  plus ``ssim_weight x (1 - SSIM)`` (11 px Gaussian window) plus a mouth-weighted L1, in both
+  presets; ``perceptual="vgg19"`` (an override) adds face-vid2vid's VGG-19 loss with
+  user-supplied weights (``models/registry.yaml: vgg19``).
+* Training counts ``steps``; ``steps`` of ``paper`` is a GPU budget, not a number from a paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twinflow.presets import resolve_preset
+
+
+@dataclass(frozen=True)
+class Audio2MeshConfig:
+    """FaceFormer-style audio-to-mesh model and its training schedule.
+
+    Audio: ``audio_encoder`` ``"logmel"`` (``n_mels`` bins, two audio frames per motion frame,
+    a stack of dilated 1-D convolutions of width ``audio_channels``) or ``"wav2vec2"``.
+    Decoder: ``d_model``, ``n_heads``, ``n_layers``, ``ff_mult``, ``dropout``; ``period`` of the
+    periodic positional encoding and of the biased causal mask; ``align_width`` extra audio frames
+    each side that a motion frame may attend to (0: only its own two, as FaceFormer).
+    Output: ``pca_components`` > 0 decodes PCA coefficients of the twin's motion, 0 the full
+    displacement. ``style``: one-hot speaker embedding.
+    Training: ``steps``, ``batch``, ``seq_len`` (frames per training window), ``lr``,
+    ``sched_sampling`` (final fraction of inputs replaced by the model's own predictions),
+    ``input_noise``, ``velocity_weight``, ``mouth_weight`` (extra loss on mouth vertices),
+    ``audio_augment`` (random gain and noise on features).
+    Model selection: ``val_fraction`` of the training frames (three blocks spread over them) is
+    held out and decoded every ``eval_every`` steps; the best step's weights are kept, and an
+    output scale (predictions shrink towards the template) is fitted on the same frames.
+    Decoding: ``window`` new frames per window, ``history`` frames carried over.
+    """
+
+    audio_encoder: str = "logmel"
+    n_mels: int = 80
+    audio_channels: int = 64
+    d_model: int = 32
+    n_heads: int = 4
+    n_layers: int = 1
+    ff_mult: int = 2
+    dropout: float = 0.3
+    period: int = 25
+    align_width: int = 0
+    pca_components: int = 8
+    style: bool = True
+    steps: int = 300
+    batch: int = 8
+    seq_len: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    sched_sampling: float = 0.8
+    input_noise: float = 0.5
+    velocity_weight: float = 0.5
+    mouth_weight: float = 1.0
+    audio_augment: float = 0.5
+    val_fraction: float = 0.15
+    eval_every: int = 10
+    window: int = 64
+    history: int = 32
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    """face-vid2vid-style one-shot warp generator.
+
+    ``size``: frame side in pixels; ``crop_scale`` / ``crop_shift``: the twin's fixed head crop
+    (side = scale x face-mesh extent, centre moved up by shift x side). ``keypoints``: ``"subset"``
+    (the face-mesh points of :data:`twinflow.meshhead.topology.WARP_POINTS`) or ``"ibug68"``.
+    ``kp_sigma``: keypoint Gaussian width (image fraction). Dense motion at ``motion_scale`` of the
+    frame with a U-Net of ``motion_channels`` (``motion_depth`` levels); generator ``channels``
+    doubling per downsampling (2 levels) up to ``max_channels``, ``n_res`` bottleneck blocks.
+    Loss: multi-scale L1 + ``ssim_weight`` (1 - SSIM) + ``mouth_weight`` L1 inside the mouth box;
+    ``perceptual`` ``"none"`` or ``"vgg19"`` (weight ``perceptual_weight``).
+    """
+
+    size: int = 64
+    crop_scale: float = 1.5
+    crop_shift: float = 0.08
+    keypoints: str = "subset"
+    kp_sigma: float = 0.04
+    motion_scale: float = 0.5
+    motion_channels: int = 32
+    motion_depth: int = 3
+    channels: int = 16
+    max_channels: int = 128
+    n_res: int = 2
+    steps: int = 400
+    batch: int = 8
+    lr: float = 5e-4
+    ssim_weight: float = 0.5
+    mouth_weight: float = 2.0
+    perceptual: str = "none"
+    perceptual_weight: float = 1.0
+
+
+AUDIO2MESH_PRESETS = {
+    "tiny": Audio2MeshConfig(),
+    "paper": Audio2MeshConfig(
+        audio_channels=256,
+        d_model=128,
+        n_heads=4,
+        n_layers=1,
+        dropout=0.1,
+        pca_components=0,
+        steps=100_000,
+        batch=4,
+        seq_len=200,
+        lr=1e-4,
+        weight_decay=0.0,
+        sched_sampling=0.5,
+        input_noise=0.1,
+        mouth_weight=0.0,
+        audio_augment=0.0,
+        val_fraction=0.1,
+        eval_every=1000,
+        window=200,
+        history=100,
+    ),
+}
+
+WARP_PRESETS = {
+    "tiny": WarpConfig(),
+    "paper": WarpConfig(
+        size=256,
+        crop_scale=1.7,
+        kp_sigma=0.03,
+        motion_scale=0.25,
+        motion_channels=64,
+        motion_depth=5,
+        channels=64,
+        max_channels=512,
+        n_res=6,
+        steps=200_000,
+        batch=16,
+        lr=2e-4,
+        perceptual_weight=10.0,
+    ),
+}
+
+PRESETS = ("tiny", "paper")
+ENCODERS = ("logmel", "wav2vec2")
+PERCEPTUAL = ("none", "vgg19")
+POSES = ("twin", "neutral", "video")  # head-pose tracks of renders (twinflow.meshhead.poses)
+SOURCES = ("frame", "photo")  # source images of renders
+
+
+def audio2mesh_preset(name: str, overrides: dict[str, Any] | None = None) -> Audio2MeshConfig:
+    cfg = resolve_preset(AUDIO2MESH_PRESETS, name, overrides)
+    if cfg.audio_encoder not in ENCODERS:
+        raise ValueError(f"audio_encoder '{cfg.audio_encoder}' is not one of {ENCODERS}")
+    if cfg.d_model % cfg.n_heads or cfg.d_model % 2:
+        raise ValueError("d_model must be even and a multiple of n_heads")
+    if cfg.history >= cfg.seq_len or cfg.window < 1:
+        raise ValueError(
+            "need 1 <= window and history < seq_len (decoding stays in trained lengths)"
+        )
+    return cfg
+
+
+def warp_preset(name: str, overrides: dict[str, Any] | None = None) -> WarpConfig:
+    cfg = resolve_preset(WARP_PRESETS, name, overrides)
+    if cfg.perceptual not in PERCEPTUAL:
+        raise ValueError(f"perceptual '{cfg.perceptual}' is not one of {PERCEPTUAL}")
+    if cfg.size % 8:
+        raise ValueError("warp size must be a multiple of 8")
+    return cfg

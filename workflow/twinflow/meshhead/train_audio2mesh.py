@@ -1,0 +1,328 @@
+"""Stage ``meshhead_train_audio2mesh``: train the FaceFormer-style model on a mesh dataset.
+
+``python -m twinflow.meshhead.train_audio2mesh --twin ID --dataset dataset.npz --preset tiny
+[--set field=value ...] [--steps N] [--max-minutes M] [--save-every N] [--threads 2]
+[--registry models/registry.yaml] --out audio2mesh.pt``
+
+Each step takes ``batch`` random windows of ``seq_len`` frames from the training split, runs a
+teacher-forced pass without gradients, replaces a growing fraction (up to ``sched_sampling``)
+of the input frames by those predictions (scheduled sampling, against exposure bias when the
+model later feeds on its own outputs), and trains on a second pass: MSE of the normalised
+motion, of its frame-to-frame velocity, and of the mouth vertices (metres, over their std).
+Training resumes from ``<out>.resume.pt`` after a kill (:func:`twinflow.train.run_training`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from twinflow.cli import stage_main
+from twinflow.meshhead.audio import audio_features
+from twinflow.meshhead.audio2mesh import Audio2Mesh, MotionBasis, generate
+from twinflow.meshhead.common import add_common, audio_slice, load_npz, setup_torch, split_ranges
+from twinflow.meshhead.presets import PRESETS, Audio2MeshConfig, audio2mesh_preset
+from twinflow.presets import parse_overrides, preset_dict
+from twinflow.train import LoopConfig, load_checkpoint, run_training, save_checkpoint
+from twinflow.train.loop import resume_path
+
+log = logging.getLogger("twinflow.meshhead.train_audio2mesh")
+MARGIN = 24  # audio frames of context either side of a training window (> encoder reach)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twinflow.meshhead.train_audio2mesh", description=__doc__)
+    p.add_argument("--twin", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--preset", choices=PRESETS, default="tiny")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--steps", type=int, default=None, help="default: the preset's")
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--registry", default="models/registry.yaml")
+    p.add_argument("--out", required=True)
+    add_common(p)
+    return p
+
+
+def sequence_features(dataset: dict, cfg: Audio2MeshConfig, registry) -> list[np.ndarray]:
+    """Audio features ``(2 T_s, F)`` of every sequence of the dataset."""
+    fps, sr = float(dataset["fps"]), int(dataset["sample_rate"])
+    starts = dataset["seq_start"]
+    feats = []
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        wave = audio_slice(dataset, int(a), int(b))
+        f = audio_features(wave, sr, fps, cfg.audio_encoder, cfg.n_mels, registry)
+        f = f[: 2 * (b - a)]
+        feats.append(np.pad(f, ((0, 2 * (b - a) - len(f)), (0, 0))))
+    return feats
+
+
+def fit_val_ranges(dataset: dict, val_fraction: float, blocks: int = 3) -> tuple[list, list]:
+    """Training ranges with ``val_fraction`` of their frames held out for model selection, as
+    ``blocks`` contiguous blocks spread over each range (one short clip at its end would make
+    the choice hinge on a few seconds of one expression)."""
+    fit, val = [], []
+    for a, b in split_ranges(dataset, 0):
+        n = b - a
+        k = blocks if n >= 60 * blocks else 1
+        length = int(round(val_fraction * n / k)) if n >= 20 else 0
+        if not length:
+            fit.append((a, b))
+            continue
+        starts = [a + int(round((i + 0.5) * n / k - length / 2)) for i in range(k)]
+        if k == 1:
+            starts = [b - length]
+        cursor = a
+        for s in starts:
+            if s > cursor:
+                fit.append((cursor, s))
+            val.append((s, s + length))
+            cursor = s + length
+        if cursor < b:
+            fit.append((cursor, b))
+    return fit, val
+
+
+class Windows:
+    """Training windows (motion targets, padded audio features, offsets, speakers) and the
+    validation clips."""
+
+    def __init__(self, dataset, feats, z, stats, cfg: Audio2MeshConfig, device, val_fraction):
+        self.cfg = cfg
+        self.device = device
+        self.ranges, self.val = fit_val_ranges(dataset, val_fraction)
+        self.seq_start = dataset["seq_start"]
+        self.seq_speaker = dataset["seq_speaker"]
+        self.n_speakers = len(dataset["speakers"])
+        mean, std = stats
+        self.feats = [torch.from_numpy((f - mean) / std) for f in feats]
+        self.z = torch.from_numpy(z)
+        weights = np.array([b - a for a, b in self.ranges], float)
+        self.p = weights / weights.sum()
+
+    def window(self, s: int, length: int):
+        """Features (with MARGIN each side), offset in its sequence, one-hot style."""
+        seq = int(np.searchsorted(self.seq_start, s, side="right") - 1)
+        local = s - int(self.seq_start[seq])
+        feats = self.feats[seq]
+        lo, hi = 2 * local - MARGIN, 2 * (local + length) + MARGIN
+        f = feats[max(0, lo) : min(len(feats), hi)]
+        f = F.pad(f.T, (max(0, -lo), max(0, hi - len(feats)))).T
+        style = torch.zeros(self.n_speakers)
+        style[self.seq_speaker[seq]] = 1
+        return f, local, style
+
+    def sample(self):
+        # numpy's global generator: run_training saves and restores its state on resume
+        picks = np.random.choice(len(self.ranges), size=self.cfg.batch, p=self.p)
+        length = min(self.cfg.seq_len, min(self.ranges[i][1] - self.ranges[i][0] for i in picks))
+        zs, fs, offs, styles = [], [], [], []
+        for i in picks:
+            a, b = self.ranges[i]
+            s = int(np.random.randint(a, b - length + 1))
+            f, local, style = self.window(s, length)
+            fs.append(f)
+            zs.append(self.z[s : s + length])
+            offs.append(local)
+            styles.append(style)
+        dev = self.device
+        return (
+            torch.stack(zs).to(dev),
+            torch.stack(fs).to(dev),
+            torch.tensor(offs, device=dev),
+            torch.stack(styles).to(dev),
+        )
+
+    @torch.no_grad()
+    def validate(self, model: Audio2Mesh, basis: MotionBasis, mouth, disp, scales=(1.0,)):
+        """Mouth LMD (mm) of windowed autoregressive decoding on the validation clips, for each
+        output scale in ``scales``."""
+        model.eval()
+        errs = np.zeros(len(scales))
+        count = 0
+        for a, b in self.val:
+            f, _, style = self.window(a, b - a)
+            memory = model.encode(f[None].to(self.device))[:, MARGIN:-MARGIN]
+            z = generate(
+                model, memory, b - a, style[None].to(self.device), self.cfg.window, self.cfg.history
+            )
+            pred = basis.decode(z.cpu().numpy())[:, mouth]
+            for j, scale in enumerate(scales):
+                errs[j] += (
+                    np.linalg.norm(scale * pred - disp[a:b, mouth], axis=-1).sum(0).mean() * 1000
+                )
+            count += b - a
+        model.train()
+        return errs / max(1, count)
+
+
+def run(args: argparse.Namespace) -> None:
+    device = setup_torch(args.threads, args.device)
+    cfg = audio2mesh_preset(args.preset, parse_overrides(args.set))
+    steps = args.steps or cfg.steps
+    dataset = load_npz(args.dataset, "mesh dataset")
+    train = dataset["split"] == 0
+    disp = dataset["disp"]
+    basis = MotionBasis.fit(disp[train], cfg.pca_components)
+    z = basis.encode(disp)
+    feats = sequence_features(dataset, cfg, args.registry)
+    train_feats = np.concatenate([f.reshape(-1, 2, f.shape[1])[train[a:b]].reshape(-1, f.shape[1])
+                                  for f, a, b in zip(feats, dataset["seq_start"][:-1], dataset["seq_start"][1:], strict=True)])  # fmt: skip
+    stats = (train_feats.mean(0).astype(np.float32), (train_feats.std(0) + 1e-5).astype(np.float32))
+    windows = Windows(dataset, feats, z, stats, cfg, device, cfg.val_fraction)
+    model = Audio2Mesh(cfg, basis.n_out, len(dataset["speakers"]), feats[0].shape[1]).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = max(1, min(100, steps // 20))
+
+    def lr_at(i):
+        if i < warmup:
+            return (i + 1) / warmup
+        return 0.1 + 0.9 * 0.5 * (
+            1 + math.cos(math.pi * min(1.0, (i - warmup) / max(1, steps - warmup)))
+        )
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    mouth = dataset["mouth_index"].astype(int)
+    mouth_rms = float(np.sqrt((disp[train][:, mouth] ** 2).sum(-1).mean()) + 1e-9)
+    log.info(
+        "%d training frames (%d for validation), %d test; %s model: %d parameters, %d outputs (%s)",
+        int(train.sum()),
+        sum(b - a for a, b in windows.val),
+        int((~train).sum()),
+        args.preset,
+        sum(p.numel() for p in model.parameters()),
+        basis.n_out,
+        f"PCA {cfg.pca_components}" if cfg.pca_components else "full displacement",
+    )
+    # model selection survives a kill: the best validation state is part of the resumable state
+    extra = {
+        "basis": basis.state(),
+        "feat_mean": stats[0],
+        "feat_std": stats[1],
+        "speakers": [str(s) for s in dataset["speakers"]],
+        "mouth_index": mouth,
+        "template": dataset["template"],
+        "edges": dataset["edges"],
+        "best": {"val_mouth_lmd_mm": float("inf"), "step": 0, "state": None},
+        "output_scale": 1.0,
+    }
+    state_file = resume_path(args.out)
+    if state_file.exists():
+        extra["best"] = load_checkpoint(state_file)["extra"].get("best", extra["best"])
+
+    def step(i: int) -> dict[str, float]:
+        model.train()
+        z_gt, f, off, style = windows.sample()
+        if cfg.audio_augment:
+            f = f + cfg.audio_augment * (
+                torch.randn(f.shape[0], 1, 1, device=device) + 0.5 * torch.randn_like(f)
+            )
+        memory = model.encode(f)[:, MARGIN:-MARGIN]
+        noise = cfg.input_noise * torch.randn_like(z_gt)
+        p_ss = cfg.sched_sampling * min(1.0, i / max(1.0, 0.5 * steps))
+        prev = z_gt
+        if p_ss > 0:
+            with torch.no_grad():
+                first = model(memory.detach(), z_gt + noise, style, off)
+            replace = torch.rand(z_gt.shape[:2], device=device)[..., None] < p_ss
+            prev = torch.where(replace, first, z_gt)
+        pred = model(memory, prev + noise, style, off)
+        loss_z = F.mse_loss(pred, z_gt)
+        loss_v = F.mse_loss(pred[:, 1:] - pred[:, :-1], z_gt[:, 1:] - z_gt[:, :-1])
+        losses = {"z": loss_z, "vel": cfg.velocity_weight * loss_v}
+        if cfg.mouth_weight:
+            pm = basis.decode_torch(pred, mouth)
+            gm = basis.decode_torch(z_gt, mouth)
+            dist = torch.sqrt(((pm - gm) ** 2).sum(-1) + 1e-12).mean()
+            losses["mouth"] = cfg.mouth_weight * dist / mouth_rms
+        total = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        out = {k: v.item() for k, v in losses.items()}
+        if windows.val and ((i + 1) % cfg.eval_every == 0 or i + 1 == steps):
+            val = float(windows.validate(model, basis, mouth, disp)[0])
+            out["val_mouth_mm"] = val
+            if val < extra["best"]["val_mouth_lmd_mm"]:
+                state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                extra["best"] = {"val_mouth_lmd_mm": val, "step": i + 1, "state": state}
+        return out
+
+    meta = {
+        "stage": "meshhead.audio2mesh",
+        "topology": str(dataset["topology"]),
+        "audio_encoder": cfg.audio_encoder,
+        "n_vertices": int(disp.shape[1]),
+        "fps": float(dataset["fps"]),
+        "sample_rate": int(dataset["sample_rate"]),
+        "preset": args.preset,
+        "config": preset_dict(cfg),
+        "n_out": basis.n_out,
+        "feat_dim": int(feats[0].shape[1]),
+        "twin": args.twin,
+    }
+    result = run_training(
+        {"model": model},
+        {"opt": opt},
+        step,
+        LoopConfig(
+            steps=steps,
+            save_every=args.save_every,
+            seed=args.seed,
+            max_minutes=args.max_minutes,
+            desc="audio2mesh",
+        ),
+        args.out,
+        meta,
+        schedulers={"sched": sched},
+        extra_state=extra,
+    )
+    finish(args.out, model, windows, basis, mouth, disp, extra)
+    log.info(
+        "trained %d steps (resumed from %d) in %.0f s%s",
+        result.steps_done,
+        result.resumed_from,
+        result.seconds,
+        " (stopped early: time budget)" if result.stopped_early else "",
+    )
+
+
+def finish(path, model, windows, basis, mouth, disp, extra) -> None:
+    """Keep the weights of the best validation step and fit the output scale on validation:
+    predictions are ``scale x`` the decoded displacement (0 would be the static template)."""
+    ckpt = load_checkpoint(path)
+    best = extra["best"]
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+        ckpt["modules"]["model"] = best["state"]
+    scales = np.round(np.arange(0.0, 2.01, 0.1), 2)
+    if windows.val:
+        errs = windows.validate(model, basis, mouth, disp, scales)
+        scale = float(scales[int(np.argmin(errs))])
+        log.info(
+            "best validation step %d: mouth LMD %.3f mm at output scale 1; %.3f mm at scale %.1f "
+            "(scale 0 = static template: %.3f mm)",
+            best["step"], errs[list(scales).index(1.0)], errs.min(), scale, errs[0],
+        )  # fmt: skip
+    else:
+        scale = 1.0
+    ckpt["extra"] = {
+        **ckpt["extra"],
+        "output_scale": scale,
+        "best": {k: v for k, v in best.items() if k != "state"},
+    }
+    ckpt["meta"] = {**ckpt["meta"], "selected_step": int(best["step"]), "output_scale": scale}
+    save_checkpoint(path, {k: v for k, v in ckpt.items() if k != "format"})
+
+
+if __name__ == "__main__":
+    raise SystemExit(stage_main(build_parser, run))
