@@ -1,0 +1,335 @@
+"""The anchor networks: a ControlNet-guided UNet with reference tokens, and its image codec.
+
+One :class:`Denoiser` serves the body and the head: ``unet`` (diffusers
+``UNet2DConditionModel``; for the head an inpainting UNet whose input is
+``[noisy, mask, masked image]`` like SD-inpainting's 9 channels, 3 + 1 + 3 = 7 in pixel space),
+``controlnet`` (diffusers ``ControlNetModel``, its control image is the mesh render) and ``ref``
+(the reference image -> cross-attention tokens). Images are ``[-1, 1]`` tensors; control images
+``[0, 1]`` (diffusers' convention).
+
+Checkpoints (``body.pt``, ``head.pt``) are twinflow checkpoints
+(:mod:`twinflow.train.checkpoint`): ``modules`` holds the state dicts of ``unet``,
+``controlnet`` and ``ref`` (for a CLIP reference encoder only its trainable projection), ``meta``
+the diffusers configs (``unet_config``, ``controlnet_config``, ``scheduler_config``) and the
+preset, ``extra["reference"]`` the reference image used at inference. Loading rebuilds the
+networks with ``from_config`` and needs no SD weights, except the VAE in latent space.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from twinflow.anchor.presets import AnchorConfig, get_preset
+from twinflow.errors import TwinflowError
+from twinflow.models import REGISTRY, resolve
+
+log = logging.getLogger("twinflow.anchor.models")
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+# --- codecs ------------------------------------------------------------------------------------
+
+
+class PixelCodec(nn.Module):
+    """Pixel space: the denoiser works on the image itself."""
+
+    scale = 1
+
+    def encode(self, images: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        return images
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z.clamp(-1, 1)
+
+
+class VaeCodec(nn.Module):
+    """Latent space of a frozen SD ``AutoencoderKL`` (latents scaled by its ``scaling_factor``)."""
+
+    scale = 8
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae.eval().requires_grad_(False)
+        self.factor = float(getattr(vae.config, "scaling_factor", 0.18215))
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
+        z = dist.sample() if sample else dist.mean
+        return z.float() * self.factor
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode((z / self.factor).to(self.vae.dtype)).sample.float().clamp(-1, 1)
+
+
+# --- reference encoders ------------------------------------------------------------------------
+
+
+class ConvRefEncoder(nn.Module):
+    """A small convolutional image encoder trained with the model: reference image -> N tokens."""
+
+    def __init__(self, size: int, tokens: int, width: int, dim: int):
+        super().__init__()
+        self.size = size
+        grid = round(tokens**0.5)
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w // 4, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(w // 4, w // 2, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(w // 2, w, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.AdaptiveAvgPool2d(grid),
+        )
+        self.proj = nn.Linear(w, dim)
+        self.pos = nn.Parameter(torch.randn(1, grid * grid, dim) * 0.02)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-1] != self.size:
+            image = F.interpolate(image, size=(self.size, self.size), mode="area")
+        feats = self.net(image).flatten(2).transpose(1, 2)  # (B, N, width)
+        return self.norm(self.proj(feats) + self.pos)
+
+
+class ClipRefEncoder(nn.Module):
+    """The authors' choice: a frozen CLIP vision tower (``transformers``), its patch tokens
+    projected to the UNet's cross-attention width. Only the projection is trained and saved."""
+
+    def __init__(self, path: Path, dim: int):
+        super().__init__()
+        try:
+            from transformers import CLIPVisionModelWithProjection
+        except ImportError as err:
+            raise TwinflowError(
+                "anchor ref_encoder='clip' needs the `transformers` package, which is not "
+                "installed; install it (pip install transformers) or use ref_encoder=conv "
+                "(config.yaml anchor: overrides: {ref_encoder: conv})"
+            ) from err
+        clip = CLIPVisionModelWithProjection.from_pretrained(str(path)).eval()
+        clip.requires_grad_(False)
+        self._clip = [clip]  # a list keeps the frozen tower out of state_dict and parameters()
+        width = clip.config.projection_dim
+        self.proj = nn.Identity() if width == dim else nn.Linear(width, dim)
+        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        clip = self._clip[0].to(image.device)
+        x = F.interpolate((image + 1) / 2, size=(224, 224), mode="bicubic", align_corners=False)
+        x = (x - self.mean) / self.std
+        with torch.no_grad():
+            hidden = clip.vision_model(pixel_values=x).last_hidden_state
+            tokens = clip.visual_projection(clip.vision_model.post_layernorm(hidden))
+        return self.proj(tokens)
+
+
+# --- the denoiser ------------------------------------------------------------------------------
+
+
+class Denoiser(nn.Module):
+    """UNet + ControlNet + reference encoder; ``inpaint=True`` for the head model."""
+
+    def __init__(self, unet, controlnet, ref: nn.Module, *, inpaint: bool):
+        super().__init__()
+        self.unet = unet
+        self.controlnet = controlnet
+        self.ref = ref
+        self.inpaint = inpaint
+
+    def tokens(self, reference: torch.Tensor) -> torch.Tensor:
+        """Reference image(s) ``(B, 3, H, W)`` in [-1, 1] -> tokens ``(B, N, D)``."""
+        return self.ref(reference)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        control: torch.Tensor,
+        tokens: torch.Tensor,
+        inpaint: torch.Tensor | None = None,
+        control_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Predicted noise. ``inpaint`` is ``[mask, masked image]`` at the sample's size (head)."""
+        down, mid = self.controlnet(
+            sample,
+            timestep,
+            encoder_hidden_states=tokens,
+            controlnet_cond=control,
+            conditioning_scale=control_scale,
+            return_dict=False,
+        )
+        unet_in = torch.cat([sample, inpaint], 1) if self.inpaint else sample
+        return self.unet(
+            unet_in,
+            timestep,
+            encoder_hidden_states=tokens,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        ).sample
+
+
+def unet_kwargs(cfg: AnchorConfig, in_channels: int, size: int) -> dict[str, Any]:
+    return {
+        "sample_size": size // cfg.scale,
+        "in_channels": in_channels,
+        "out_channels": cfg.channels,
+        "block_out_channels": tuple(cfg.block_out_channels),
+        "down_block_types": tuple(cfg.down_block_types),
+        "up_block_types": tuple(cfg.up_block_types),
+        "layers_per_block": cfg.layers_per_block,
+        "attention_head_dim": cfg.attention_heads,  # diffusers: this is the number of heads
+        "norm_num_groups": cfg.norm_num_groups,
+        "cross_attention_dim": cfg.cross_attention_dim,
+    }
+
+
+def controlnet_kwargs(cfg: AnchorConfig) -> dict[str, Any]:
+    return {
+        "in_channels": cfg.channels,
+        "block_out_channels": tuple(cfg.block_out_channels),
+        "down_block_types": tuple(cfg.down_block_types),
+        "layers_per_block": cfg.layers_per_block,
+        "attention_head_dim": cfg.attention_heads,
+        "norm_num_groups": cfg.norm_num_groups,
+        "cross_attention_dim": cfg.cross_attention_dim,
+        "conditioning_embedding_out_channels": tuple(cfg.cond_embed_channels),
+    }
+
+
+def scheduler_config(cfg: AnchorConfig, registry: str | Path = REGISTRY) -> dict[str, Any]:
+    """DDPM training schedule: the SD folder's ``scheduler/`` when the preset has one."""
+    from diffusers import DDPMScheduler
+
+    if cfg.base_model:
+        folder = resolve(cfg.base_model, registry)
+        sched = DDPMScheduler.from_pretrained(str(folder), subfolder="scheduler")
+    else:
+        sched = DDPMScheduler(
+            num_train_timesteps=cfg.train_timesteps,
+            beta_schedule=cfg.beta_schedule,
+            beta_start=cfg.beta_start,
+            beta_end=cfg.beta_end,
+            prediction_type="epsilon",
+            # pixel space: clip the x0 estimate to the image range while sampling (DDPM's
+            # default; without it the first DDIM steps from pure noise overshoot)
+            clip_sample=cfg.space == "pixel",
+        )
+    return dict(sched.config)
+
+
+def build_codec(cfg: AnchorConfig, registry: str | Path = REGISTRY) -> nn.Module:
+    if cfg.space == "pixel":
+        return PixelCodec()
+    from diffusers import AutoencoderKL
+
+    folder = resolve(cfg.base_model, registry)
+    return VaeCodec(AutoencoderKL.from_pretrained(str(folder), subfolder="vae"))
+
+
+def build_ref_encoder(
+    cfg: AnchorConfig, dim: int, size: int, registry: str | Path = REGISTRY
+) -> nn.Module:
+    """Reference images of side ``size`` -> tokens of width ``dim``."""
+    if cfg.ref_encoder == "clip":
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            ClipRefEncoder(Path("."), dim)  # raises the explanatory error
+        return ClipRefEncoder(resolve(cfg.clip_model, registry), dim)
+    return ConvRefEncoder(min(cfg.ref_size, size), cfg.ref_tokens, cfg.ref_width, dim)
+
+
+def build_denoiser(
+    cfg: AnchorConfig, kind: str, registry: str | Path = REGISTRY
+) -> tuple[Denoiser, dict[str, Any]]:
+    """A fresh (or SD-initialised) body or head denoiser and the meta that rebuilds it."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    if kind not in ("body", "head"):
+        raise ValueError(f"kind must be body or head, got {kind!r}")
+    inpaint = kind == "head"
+    size = cfg.body_size if kind == "body" else cfg.head_size
+    if cfg.base_model:
+        base = resolve(cfg.base_model, registry)
+        sd_unet = UNet2DConditionModel.from_pretrained(str(base), subfolder="unet")
+        if inpaint:
+            if not cfg.inpaint_model:
+                raise TwinflowError("anchor preset with base_model needs inpaint_model for heads")
+            folder = resolve(cfg.inpaint_model, registry)
+            unet = UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet")
+            want = 2 * cfg.channels + 1
+            if unet.config.in_channels != want:
+                raise TwinflowError(
+                    f"inpainting UNet has {unet.config.in_channels} input channels, "
+                    f"expected {want} (latents, mask, masked-image latents)",
+                    path=folder,
+                )
+        else:
+            unet = sd_unet
+        controlnet = ControlNetModel.from_unet(
+            sd_unet, conditioning_embedding_out_channels=tuple(cfg.cond_embed_channels)
+        )
+    else:
+        in_ch = 2 * cfg.channels + 1 if inpaint else cfg.channels
+        unet = UNet2DConditionModel(**unet_kwargs(cfg, in_ch, size))
+        controlnet = ControlNetModel(**controlnet_kwargs(cfg))
+    dim = unet.config.cross_attention_dim
+    ref = build_ref_encoder(cfg, dim, size, registry)
+    meta = {
+        "pipeline": "anchor",
+        "kind": kind,
+        "preset": cfg.name,
+        "preset_values": _preset_dict(cfg),
+        "unet_config": dict(unet.config),
+        "controlnet_config": dict(controlnet.config),
+        "scheduler_config": scheduler_config(cfg, registry),
+        "size": size,
+    }
+    return Denoiser(unet, controlnet, ref, inpaint=inpaint), meta
+
+
+def _preset_dict(cfg: AnchorConfig) -> dict[str, Any]:
+    from twinflow.presets import preset_dict
+
+    return preset_dict(cfg)
+
+
+def preset_from_meta(meta: dict[str, Any]) -> AnchorConfig:
+    values = dict(meta["preset_values"])
+    name = values.pop("name")
+    return get_preset(name, {k: v for k, v in values.items() if k != "extra"})
+
+
+def load_denoiser(
+    path: str | Path,
+    kind: str,
+    registry: str | Path = REGISTRY,
+    device: torch.device | str = "cpu",
+) -> tuple[Denoiser, AnchorConfig, dict[str, Any]]:
+    """Rebuild a trained body/head denoiser from its checkpoint: ``(model, preset, checkpoint)``."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    from twinflow.train import load_checkpoint
+
+    ckpt = load_checkpoint(path, expect={"pipeline": "anchor", "kind": kind})
+    meta = ckpt["meta"]
+    cfg = preset_from_meta(meta)
+    unet = UNet2DConditionModel.from_config(meta["unet_config"])
+    controlnet = ControlNetModel.from_config(meta["controlnet_config"])
+    ref = build_ref_encoder(cfg, unet.config.cross_attention_dim, meta["size"], registry)
+    model = Denoiser(unet, controlnet, ref, inpaint=kind == "head")
+    for name in ("unet", "controlnet", "ref"):
+        getattr(model, name).load_state_dict(ckpt["modules"][name])
+    return model.to(device).eval(), cfg, ckpt
