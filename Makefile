@@ -49,3 +49,51 @@ bench-plan: $(INSTALLED)
 
 clean:
 	rm -rf results logs benchmarks .snakemake demo
+
+# Animate acceptance (not a test): tiny MRAA trained on ../shared/data clips for at most 15 min
+# of wall-clock on the CPU, evaluated against the copy-the-source baseline; report in the workdir.
+.PHONY: bench-animate
+bench-animate: $(INSTALLED)
+	$(PY) -m twinflow.animate.acceptance --minutes 15
+
+# SLURM (root, Debian): start a single-node test cluster (tests/slurm/cluster.sh; installs SLURM
+# if missing), run tests/slurm through a profile derived from profiles/slurm, stop the cluster.
+.PHONY: test-slurm
+test-slurm: $(INSTALLED)
+	TWINFLOW_SLURM_TESTS=1 $(PY) -m pytest tests/slurm -v --durations=0
+
+# Perception benchmark (not a test): frames per second of the whole perception stage on one CPU
+# core, beside a decode-only baseline and face track + matte together (target >= 30 fps).
+# VIDEO: a 512x512 25 fps video (a normalised results/{twin}/media/video.mp4, or this real clip).
+.PHONY: bench-perception
+bench-perception: $(INSTALLED)
+	$(PY) -m twinflow.perception.bench $(or $(VIDEO),../shared/data/talk_d12.mp4) --cores 1
+
+# nerf acceptance: tiny preset on a real talking clip, 15 minutes of training on this machine's
+# CPUs; prints val PSNR / SSIM / LMD against the audio-ignoring baseline (twinflow.nerf.acceptance).
+.PHONY: bench-nerf
+bench-nerf: $(INSTALLED)
+	$(PY) -m twinflow.nerf.acceptance --video ../shared/data/talk_d6.mp4
+
+# Mocap acceptance (not a test): the full-body and half-body clips of ../shared/data through
+# normalise, perception and the anny fit on the CPU; reprojection error (% of person height),
+# jitter against the raw detections and time per frame, in the workdir's acceptance.json.
+.PHONY: bench-mocap
+bench-mocap: $(INSTALLED)
+	$(PY) -m twinflow.mocap.acceptance
+
+# Anchor acceptance (not a test): tiny preset on ../shared/data/halfbody_s18.mp4 on the CPU
+# (normalise, perception, mocap fit, mesh renders, body and head training of at most 20 minutes
+# each, held-out evaluation); PSNR and pose agreement against the copy-the-reference baseline in
+# build/anchor_acceptance/acceptance.json (twinflow.anchor.acceptance). On a GPU machine,
+# `python -m twinflow.anchor.gpu_bench` times a 15-second video at the paper's sizes.
+.PHONY: bench-anchor
+bench-anchor: $(INSTALLED)
+	$(PY) -m twinflow.anchor.acceptance --work build/anchor_acceptance
+
+# Meshhead acceptance (not a test): tiny audio-to-mesh and warp trained on
+# ../shared/data/talk_d6.mp4 for at most 15 min each on the CPU, against the static and ridge
+# baselines; report in build/meshhead_acceptance/report.json.
+.PHONY: bench-meshhead
+bench-meshhead: $(INSTALLED)
+	$(PY) -m twinflow.meshhead.acceptance --minutes 15 --workdir build/meshhead_acceptance

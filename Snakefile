@@ -8,6 +8,12 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/perception.smk"
+include: "workflow/rules/nerf.smk"
+include: "workflow/rules/animate.smk"
+include: "workflow/rules/anchor.smk"
+include: "workflow/rules/mocap.smk"
+include: "workflow/rules/meshhead.smk"
 
 
 rule all:

@@ -21,6 +21,7 @@ shell.prefix(
 
 from twinflow.errors import SheetError  # noqa: E402
 from twinflow.sheets import load_sheets  # noqa: E402
+from twinflow.perception.options import flags as _perception_flags  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 try:
@@ -73,5 +74,152 @@ def preprocess_targets():
     return sorted(set(targets))
 
 
+def animate_targets():
+    """Every animate render, and the reconstruction metrics of each twin they animate."""
+    targets = []
+    for render in SHEETS.renders_of("animate"):
+        targets.append(f"results/renders/{render.render_id}.mp4")
+        targets.append(f"results/{render.twin_id}/animate/metrics.json")
+    return sorted(set(targets))
+
+
+def nerf_targets():
+    """Every nerf render, and the metrics of each twin they render (see workflow/rules/nerf.smk)."""
+    targets = []
+    for render in SHEETS.renders_of("nerf"):
+        targets.append(f"results/renders/{render.render_id}.mp4")
+        targets.append(f"results/{render.twin_id}/nerf/metrics.json")
+    return sorted(set(targets))
+
+
+def anchor_targets():
+    """Every anchor render and the metrics of each twin it renders (workflow/rules/anchor.smk).
+
+    A twin is left out, with a note on stderr, while a file it needs from another pipeline
+    (perception face/body, the mocap fit) has no rule that makes it and does not exist yet.
+    """
+    targets = []
+    for twin in sorted({r.twin_id for r in SHEETS.renders_of("anchor")}):
+        renders = [r for r in SHEETS.renders_of("anchor") if r.twin_id == twin]
+        missing = [
+            f
+            for f in anchor_plan.upstream_files(twin, renders, ANCHOR)
+            if not Path(f).exists()
+            and not any(r.is_producer(f) for r in workflow.rules)
+        ]
+        if missing:
+            print(
+                f"anchor: skipping twin '{twin}' ({', '.join(r.render_id for r in renders)}): "
+                f"no rule makes {', '.join(missing)} yet",
+                file=sys.stderr,
+            )
+            continue
+        targets.append(f"results/{twin}/anchor/metrics.json")
+        targets += [f"results/renders/{r.render_id}.mp4" for r in renders]
+    return sorted(set(targets))
+
+
+def mocap_targets():
+    """Every mocap render with its fit, world trajectory, preview and metrics
+    (workflow/rules/mocap.smk); a render is left out, with a note on stderr, while the
+    perception files it needs have no rule that makes them and do not exist yet."""
+    targets = []
+    for render in SHEETS.renders_of("mocap"):
+        base = mocap_plan.base(render)
+        missing = [
+            f
+            for f in mocap_plan.upstream(base)
+            if not Path(f).exists()
+            and not any(r.is_producer(f) for r in workflow.rules)
+        ]
+        if missing:
+            print(
+                f"mocap: skipping render '{render.render_id}': no rule makes "
+                f"{', '.join(missing)} yet",
+                file=sys.stderr,
+            )
+            continue
+        targets += mocap_plan.outputs(base)
+        targets.append(f"results/renders/{render.render_id}.mp4")
+    return sorted(set(targets))
+
+
+def meshhead_targets():
+    """Every meshhead render with its mesh preview, and the metrics of each twin it renders
+    (workflow/rules/meshhead.smk); a render is left out, with a note on stderr, while the
+    perception files it needs have no rule that makes them and do not exist yet."""
+    targets = []
+    for render in SHEETS.renders_of("meshhead"):
+        missing = [
+            f
+            for f in meshhead_plan.upstream(render, MESHHEAD)
+            if not Path(f).exists()
+            and not any(r.is_producer(f) for r in workflow.rules)
+        ]
+        if missing:
+            print(
+                f"meshhead: skipping render '{render.render_id}': no rule makes "
+                f"{', '.join(missing)} yet",
+                file=sys.stderr,
+            )
+            continue
+        targets += meshhead_plan.render_targets(render)
+    return sorted(set(targets))
+
+
+# Perception (workflow/rules/perception.smk): config, paths and targets.
+
+PERCEPTION = config["perception"]
+PERCEPTION_TWIN = "results/{twin}/perception"
+PERCEPTION_DRIVE = "results/drive/{render}/perception"
+
+
+def perception_flags(section, prefix=None):
+    """Command-line flags of one config section (see twinflow.perception.options)."""
+    return _perception_flags(prefix or section, PERCEPTION[section])
+
+
+def perception_id(wildcards):
+    """The twin or render a perception job is about (for messages)."""
+    return getattr(wildcards, "twin", None) or wildcards.render
+
+
+def background_image(wildcards):
+    """The replacement background image as an input, unless it is a colour."""
+    spec = str(PERCEPTION["background"])
+    return {} if spec.startswith("#") else {"image": spec}
+
+
+def perception_targets():
+    """Every perception output of every twin, and the face/pose files of driving videos."""
+    targets = []
+    for twin in TWINS.values():
+        base = PERCEPTION_TWIN.format(twin=twin.twin_id)
+        targets += [
+            f"{base}/{name}"
+            for name in (
+                "summary.json",
+                "preview.mp4",
+                "transforms_train.json",
+                "parsing.mkv",
+                "background.png",
+            )
+        ]
+        if twin.photo:
+            targets.append(f"{base}/photo_face.npz")
+    for render in RENDERS.values():
+        if render.driving_video:
+            targets.append(f"results/drive/{render.render_id}/perception/summary.json")
+    return sorted(set(targets))
+
+
 def all_targets():
-    return preprocess_targets()
+    return (
+        preprocess_targets()
+        + perception_targets()
+        + animate_targets()
+        + nerf_targets()
+        + anchor_targets()
+        + mocap_targets()
+        + meshhead_targets()
+    )
