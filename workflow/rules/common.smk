@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -10,14 +11,18 @@ min_version("9.0")
 PACKAGE_ROOT = str(Path(workflow.basedir) / "workflow")
 # The Snakefile imports the package to read the sheets; jobs run `python -m twinflow.<stage>`
 # in whatever environment they get (venv, conda env, cluster node), so each shell command
-# puts the package on PYTHONPATH first.
+# puts the package on PYTHONPATH first. Without conda, `python` is the interpreter running
+# Snakemake (the project's .venv, activated or not), also inside SLURM job steps.
 if PACKAGE_ROOT not in sys.path:
     sys.path.insert(0, PACKAGE_ROOT)
-shell.prefix(
+_PREFIX = (
     "set -euo pipefail; export PYTHONPATH="
     + PACKAGE_ROOT
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    _PREFIX += "export PATH=" + str(Path(sys.executable).parent) + ":$PATH; "
+shell.prefix(_PREFIX)
 
 from twinflow.errors import SheetError  # noqa: E402
 from twinflow.sheets import load_sheets  # noqa: E402

@@ -17,9 +17,9 @@ import numpy as np
 from twinflow.atomic import atomic_path
 from twinflow.errors import InputError
 
-# FFmpeg's own logging would clutter stage logs with per-packet warnings on damaged files;
-# damage is reported by our checks instead.
-av.logging.set_level(av.logging.ERROR)
+# FFmpeg logs through its own callback (to stderr, the rule's log). PyAV's Python callback is
+# left off: with threaded decoders it can deadlock when a frame generator is abandoned early.
+av.logging.restore_default_callback()
 
 
 @dataclass(frozen=True)
