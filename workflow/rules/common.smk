@@ -15,13 +15,10 @@ PACKAGE_ROOT = str(Path(workflow.basedir) / "workflow")
 # Snakemake (the project's .venv, activated or not), also inside SLURM job steps.
 if PACKAGE_ROOT not in sys.path:
     sys.path.insert(0, PACKAGE_ROOT)
-_PREFIX = (
-    "set -euo pipefail; export PYTHONPATH="
-    + PACKAGE_ROOT
-    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
-)
+# (Braces are doubled twice: once for the f-string, once for Snakemake's own formatting.)
+_PREFIX = f"set -euo pipefail; export PYTHONPATH={PACKAGE_ROOT}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
-    _PREFIX += "export PATH=" + str(Path(sys.executable).parent) + ":$PATH; "
+    _PREFIX += f"export PATH={Path(sys.executable).parent}:$PATH; "
 shell.prefix(_PREFIX)
 
 from twinflow.errors import SheetError  # noqa: E402
@@ -98,76 +95,29 @@ def nerf_targets():
 
 
 def anchor_targets():
-    """Every anchor render and the metrics of each twin it renders (workflow/rules/anchor.smk).
-
-    A twin is left out, with a note on stderr, while a file it needs from another pipeline
-    (perception face/body, the mocap fit) has no rule that makes it and does not exist yet.
-    """
+    """Every anchor render and the metrics of each twin it renders (workflow/rules/anchor.smk)."""
     targets = []
-    for twin in sorted({r.twin_id for r in SHEETS.renders_of("anchor")}):
-        renders = [r for r in SHEETS.renders_of("anchor") if r.twin_id == twin]
-        missing = [
-            f
-            for f in anchor_plan.upstream_files(twin, renders, ANCHOR)
-            if not Path(f).exists()
-            and not any(r.is_producer(f) for r in workflow.rules)
-        ]
-        if missing:
-            print(
-                f"anchor: skipping twin '{twin}' ({', '.join(r.render_id for r in renders)}): "
-                f"no rule makes {', '.join(missing)} yet",
-                file=sys.stderr,
-            )
-            continue
-        targets.append(f"results/{twin}/anchor/metrics.json")
-        targets += [f"results/renders/{r.render_id}.mp4" for r in renders]
+    for render in SHEETS.renders_of("anchor"):
+        targets.append(f"results/{render.twin_id}/anchor/metrics.json")
+        targets.append(f"results/renders/{render.render_id}.mp4")
     return sorted(set(targets))
 
 
 def mocap_targets():
     """Every mocap render with its fit, world trajectory, preview and metrics
-    (workflow/rules/mocap.smk); a render is left out, with a note on stderr, while the
-    perception files it needs have no rule that makes them and do not exist yet."""
+    (workflow/rules/mocap.smk)."""
     targets = []
     for render in SHEETS.renders_of("mocap"):
-        base = mocap_plan.base(render)
-        missing = [
-            f
-            for f in mocap_plan.upstream(base)
-            if not Path(f).exists()
-            and not any(r.is_producer(f) for r in workflow.rules)
-        ]
-        if missing:
-            print(
-                f"mocap: skipping render '{render.render_id}': no rule makes "
-                f"{', '.join(missing)} yet",
-                file=sys.stderr,
-            )
-            continue
-        targets += mocap_plan.outputs(base)
+        targets += mocap_plan.outputs(mocap_plan.base(render))
         targets.append(f"results/renders/{render.render_id}.mp4")
     return sorted(set(targets))
 
 
 def meshhead_targets():
     """Every meshhead render with its mesh preview, and the metrics of each twin it renders
-    (workflow/rules/meshhead.smk); a render is left out, with a note on stderr, while the
-    perception files it needs have no rule that makes them and do not exist yet."""
+    (workflow/rules/meshhead.smk)."""
     targets = []
     for render in SHEETS.renders_of("meshhead"):
-        missing = [
-            f
-            for f in meshhead_plan.upstream(render, MESHHEAD)
-            if not Path(f).exists()
-            and not any(r.is_producer(f) for r in workflow.rules)
-        ]
-        if missing:
-            print(
-                f"meshhead: skipping render '{render.render_id}': no rule makes "
-                f"{', '.join(missing)} yet",
-                file=sys.stderr,
-            )
-            continue
         targets += meshhead_plan.render_targets(render)
     return sorted(set(targets))
 
