@@ -79,7 +79,7 @@ rule nerf_dataset:
         "../../envs/nerf.yaml"
     threads: 1
     resources:
-        mem_mb=scaled(4000),
+        mem_mb=scaled(NERF.mem_mb),
         runtime=scaled(30),
     params:
         perception=lambda w, input: os.path.dirname(input.face),
@@ -110,7 +110,7 @@ rule nerf_train_head:
         "../../envs/nerf.yaml"
     threads: NERF.threads
     resources:
-        mem_mb=scaled(4000),
+        mem_mb=scaled(NERF.mem_mb),
         runtime=NERF.runtime("head"),
         gpu=1,
     params:
@@ -143,7 +143,7 @@ use rule nerf_train_head as nerf_train_lips with:
     benchmark:
         "benchmarks/nerf_train_lips/{twin}.tsv"
     resources:
-        mem_mb=scaled(4000),
+        mem_mb=scaled(NERF.mem_mb),
         runtime=NERF.runtime("lips"),
         gpu=1,
     params:
@@ -170,7 +170,7 @@ use rule nerf_train_head as nerf_train_torso with:
     benchmark:
         "benchmarks/nerf_train_torso/{twin}.tsv"
     resources:
-        mem_mb=scaled(4000),
+        mem_mb=scaled(NERF.mem_mb),
         runtime=NERF.runtime("torso"),
         gpu=1,
     params:
@@ -202,7 +202,7 @@ rule nerf_evaluate:
         "../../envs/nerf.yaml"
     threads: NERF.threads
     resources:
-        mem_mb=scaled(4000),
+        mem_mb=scaled(NERF.mem_mb),
         runtime=scaled(30),
         gpu=1,
     params:
@@ -233,7 +233,7 @@ rule nerf_render:
         "../../envs/nerf.yaml"
     threads: NERF.threads
     resources:
-        mem_mb=scaled(4000),
+        mem_mb=scaled(NERF.mem_mb),
         runtime=scaled(60),
         gpu=1,
     params:
@@ -263,7 +263,7 @@ rule nerf_paste:
         "../../envs/nerf.yaml"
     threads: 1
     resources:
-        mem_mb=scaled(4000),
+        mem_mb=scaled(NERF.mem_mb),
         runtime=scaled(20),
     params:
         mode=lambda w: nerf_plan.paste_mode(RENDERS[w.render], NERF),

@@ -65,7 +65,7 @@ class Audio2MeshConfig:
     align_width: int = 0
     pca_components: int = 8
     style: bool = True
-    steps: int = 300
+    steps: int = 600
     batch: int = 8
     seq_len: int = 64
     lr: float = 3e-4

@@ -1,6 +1,6 @@
 """Stage ``dataset``: the twin's frames, masks, cameras and signals at the preset's resolution.
 
-``python -m twinflow.nerf.dataset --twin ID --video video.mp4 --perception DIR --res 160
+``python -m twinflow.nerf.dataset --twin ID --video video.mp4 --perception DIR --res 128
 --crop-scale 1.6 --out-frames frames.mkv --out dataset.npz``
 
 Inputs are the normalised video and the perception stage's files in ``results/{twin}/perception/``
@@ -78,7 +78,7 @@ def crop_box(head_boxes: np.ndarray, frame: int, crop_scale: float) -> tuple[int
     return x, y, side
 
 
-def head_space(vertices_cv: np.ndarray, pad: float = 0.03, top: float = 0.09, back: float = 0.13):
+def head_space(vertices_cv: np.ndarray, pad: float = 0.03, top: float = 0.12, back: float = 0.13):
     """Head box from the face template (metres, OpenCV head frame): ``center (3,), half (3,)`` in
     the OpenGL world. The face mesh is padded by ``pad``, with ``top`` more above (hair) and
     ``back`` more behind (the back of the skull)."""
@@ -357,10 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--perception", required=True, help="the twin's perception folder")
     p.add_argument("--parsing", default=None, help="perception parsing.mkv (else: from the matte)")
     p.add_argument("--background", default=None, help="perception background.png (else: made here)")
-    p.add_argument("--res", type=int, default=160)
+    p.add_argument("--res", type=int, default=128)
     p.add_argument("--crop-scale", type=float, default=1.6)
     p.add_argument("--box-pad", type=float, default=0.03)
-    p.add_argument("--box-top", type=float, default=0.09)
+    p.add_argument("--box-top", type=float, default=0.12)
     p.add_argument("--box-back", type=float, default=0.13)
     p.add_argument("--out-frames", required=True)
     p.add_argument("--out", required=True)

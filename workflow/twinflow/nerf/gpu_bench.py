@@ -36,7 +36,7 @@ def bench(args: argparse.Namespace) -> dict:
     from twinflow.nerf.network import TorsoField
     from twinflow.nerf.presets import get_preset
     from twinflow.nerf.synthetic import make_synthetic
-    from twinflow.nerf.train import adamw, decay_schedule, head_loss
+    from twinflow.nerf.train import Progress, adamw, decay_schedule, head_loss
     from twinflow.presets import parse_overrides
 
     device = pick_device(args.device)
@@ -50,7 +50,7 @@ def bench(args: argparse.Namespace) -> dict:
         setup_s = time.perf_counter() - t0
     head = new_head(cfg, data.features.shape[-1], data.n_frames, device)
     opt = adamw(head.param_groups(cfg.lr, cfg.lr_net))
-    sched = decay_schedule(opt, args.iters, cfg.lr_decay)
+    sched = decay_schedule(opt, Progress(args.iters, None), cfg.lr_decay)
     gen = torch.Generator().manual_seed(0)
     psnrs, t_start = [], None
     if device.type == "cuda":

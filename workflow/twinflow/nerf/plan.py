@@ -43,6 +43,11 @@ class NerfSettings:
         m = self.max_minutes.get(stage)
         return f"--max-minutes {m}" if m else ""
 
+    @property
+    def mem_mb(self) -> int:
+        """Memory of the jobs that hold the whole dataset (frames at ``res``) in memory."""
+        return 4000 if self.preset.res <= 256 else 32000
+
     def runtime(self, stage: str) -> int:
         """Minutes a cluster scheduler should allow a training job."""
         m = self.max_minutes.get(stage)

@@ -21,7 +21,7 @@ Differences, all deliberate:
   head-only paste-back and speeds up short CPU runs. ER-NeRF has only the opacity entropy term.
 
 ``tiny`` renders a square crop around the head (``crop_scale`` x the perception head box, at
-``res`` pixels) with dense 2-D grids (``encoder: dense``, :mod:`twinflow.nerf.encoding`), fewer
+``res`` = 128 pixels) with dense 2-D grids (``encoder: dense``, :mod:`twinflow.nerf.encoding`), fewer
 samples and a few thousand steps. ``paper`` renders the whole frame (``crop_scale: 0``).
 """
 
@@ -66,9 +66,10 @@ class NerfConfig:
         rays: rays per step; frames_per_step: frames they are drawn from (ER-NeRF: 1).
         lr, lr_net: learning rates of grids and networks (AdamW, betas 0 and 0.99).
         lr_decay: learning rate factor reached at the end of the head (and torso) stage;
-            the lips stage starts there and decays by ``lips_lr_decay`` more.
+            the lips stage starts there and decays by ``lips_lr_decay`` more. The decay follows
+            the larger of step and wall-clock progress (``max_minutes``).
         smooth_after: head steps before the audio smoothing window is used (before: the
-            centre frame's code only); at most half the head steps.
+            centre frame's code only); at the latest half way through the head stage.
         patch: side of the mouth patch of the lips stage (pixels); lambda_patch: weight of the
             patch loss; perceptual: ``structural`` or ``vgg``.
         lambda_mask, lambda_entropy, lambda_amb: mask, opacity entropy and ambient (audio
@@ -141,10 +142,10 @@ class NerfConfig:
 
 PRESETS: dict[str, NerfConfig] = {
     "tiny": NerfConfig(
-        res=160,
+        res=128,
         crop_scale=1.6,
         box_pad=0.03,
-        box_top=0.09,
+        box_top=0.12,
         box_back=0.13,
         encoder="dense",
         levels=3,
@@ -167,13 +168,13 @@ PRESETS: dict[str, NerfConfig] = {
         occ_warmup=64,
         min_transmittance=1e-3,
         chunk=8192,
-        head_steps=3000,
-        lips_steps=600,
-        torso_steps=800,
-        rays=4096,
-        frames_per_step=4,
-        lr=1e-2,
-        lr_net=2e-3,
+        head_steps=4000,
+        lips_steps=1000,
+        torso_steps=1000,
+        rays=2048,
+        frames_per_step=2,
+        lr=3e-2,
+        lr_net=3e-3,
         lr_decay=0.3,
         lips_lr_decay=0.1,
         smooth_after=500,
@@ -201,7 +202,7 @@ PRESETS: dict[str, NerfConfig] = {
         res=512,
         crop_scale=0.0,
         box_pad=0.03,
-        box_top=0.09,
+        box_top=0.12,
         box_back=0.13,
         encoder="hash",
         levels=12,

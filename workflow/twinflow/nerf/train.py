@@ -57,11 +57,29 @@ def adamw(groups: list[dict]) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, betas=(0.0, 0.99), eps=1e-8)
 
 
-def decay_schedule(opt: torch.optim.Optimizer, steps: int, factor: float, start: float = 1.0):
-    """Learning rates ``start x factor^(i / steps)`` of the base rates (exponential decay)."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: start * factor ** (min(i, steps) / max(steps, 1))
-    )
+class Progress:
+    """Training progress 0..1: the larger of steps done / steps and, with a wall-clock budget,
+    time spent / budget (so that the learning rate decays fully when ``max_minutes`` ends a run
+    before its step count)."""
+
+    def __init__(self, steps: int, max_minutes: float | None):
+        self.steps, self.budget = max(steps, 1), (60 * max_minutes if max_minutes else None)
+        self.t0: float | None = None
+
+    def __call__(self, i: int) -> float:
+        frac = min(i, self.steps) / self.steps
+        if self.budget:
+            if self.t0 is None:
+                self.t0 = time.perf_counter()
+            frac = max(frac, min(1.0, (time.perf_counter() - self.t0) / self.budget))
+        return frac
+
+
+def decay_schedule(
+    opt: torch.optim.Optimizer, progress: Progress, factor: float, start: float = 1.0
+):
+    """Learning rates ``start x factor^progress`` of the base rates (exponential decay)."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: start * factor ** progress(i))
 
 
 def head_loss(
@@ -112,10 +130,11 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
         head.load_state_dict(init["modules"]["head"])
         meta["init"] = {"path": str(args.init), "steps": int(init["steps"])}
     opt = adamw(head.param_groups(cfg.lr, cfg.lr_net))
+    progress = Progress(steps, args.max_minutes)
     if stage == "head":
-        sched = decay_schedule(opt, steps, cfg.lr_decay)
+        sched = decay_schedule(opt, progress, cfg.lr_decay)
     else:  # lips: continue from the head stage's final rate, decaying further
-        sched = decay_schedule(opt, steps, cfg.lips_lr_decay, start=cfg.lr_decay)
+        sched = decay_schedule(opt, progress, cfg.lips_lr_decay, start=cfg.lr_decay)
     patch_loss = make_patch_loss(cfg.perceptual, args.registry) if stage == "lips" else None
     if patch_loss is not None and isinstance(patch_loss, torch.nn.Module):
         patch_loss = patch_loss.to(device)
@@ -124,7 +143,7 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
 
     def step(i: int) -> dict[str, float]:
         gen.manual_seed(cfg_seed(args) * 1_000_003 + i)
-        smooth = stage == "lips" or i >= min(cfg.smooth_after, steps // 2)
+        smooth = stage == "lips" or i >= cfg.smooth_after or progress(i) >= 0.5
         if i >= cfg.occ_warmup and i % cfg.occ_every == 0:
             occ = update_occupancy(head, data.features, data.train_idx, data.blink, data.box, gen)
             if i % (cfg.occ_every * 16) == 0:
@@ -157,7 +176,7 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
     torso = TorsoField(cfg, data.n_frames).to(device)
     steps = args.steps if args.steps is not None else cfg.torso_steps
     opt = adamw(torso.param_groups(cfg.lr, cfg.lr_net))
-    sched = decay_schedule(opt, steps, cfg.lr_decay)
+    sched = decay_schedule(opt, Progress(steps, args.max_minutes), cfg.lr_decay)
     gen = torch.Generator(device="cpu")
     region = data.head_region.flatten()
 
