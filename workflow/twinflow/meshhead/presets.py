@@ -48,8 +48,9 @@ class Audio2MeshConfig:
     ``input_noise``, ``velocity_weight``, ``mouth_weight`` (extra loss on mouth vertices),
     ``audio_augment`` (random gain and noise on features).
     Model selection: ``val_fraction`` of the training frames (three blocks spread over them) is
-    held out and decoded every ``eval_every`` steps; the best step's weights are kept, and an
-    output scale (predictions shrink towards the template) is fitted on the same frames.
+    held out and decoded every ``eval_every`` steps with the weights' moving average (decay
+    ``ema_decay``; 0: the raw weights); the best step's weights are kept, and an output scale
+    (predictions shrink towards the template) is fitted on the same frames.
     Decoding: ``window`` new frames per window, ``history`` frames carried over.
     """
 
@@ -65,7 +66,7 @@ class Audio2MeshConfig:
     align_width: int = 0
     pca_components: int = 8
     style: bool = True
-    steps: int = 600
+    steps: int = 300
     batch: int = 8
     seq_len: int = 64
     lr: float = 3e-4
@@ -77,6 +78,7 @@ class Audio2MeshConfig:
     audio_augment: float = 0.5
     val_fraction: float = 0.15
     eval_every: int = 10
+    ema_decay: float = 0.0
     window: int = 64
     history: int = 32
 
@@ -135,6 +137,7 @@ AUDIO2MESH_PRESETS = {
         audio_augment=0.0,
         val_fraction=0.1,
         eval_every=1000,
+        ema_decay=0.999,
         window=200,
         history=100,
     ),

@@ -211,11 +211,29 @@ def run(args: argparse.Namespace) -> None:
         "template": dataset["template"],
         "edges": dataset["edges"],
         "best": {"val_mouth_lmd_mm": float("inf"), "step": 0, "state": None},
+        "ema": None,
         "output_scale": 1.0,
     }
     state_file = resume_path(args.out)
     if state_file.exists():
-        extra["best"] = load_checkpoint(state_file)["extra"].get("best", extra["best"])
+        saved = load_checkpoint(state_file)["extra"]
+        extra["best"] = saved.get("best", extra["best"])
+        if saved.get("ema") is not None:
+            extra["ema"] = {k: v.to(device) for k, v in saved["ema"].items()}
+
+    def update_ema() -> None:
+        """Exponential moving average of the weights: validated and kept instead of the raw
+        weights, which on a few minutes of speech jump from batch to batch."""
+        with torch.no_grad():
+            current = model.state_dict()
+            if extra["ema"] is None:
+                extra["ema"] = {k: v.detach().clone() for k, v in current.items()}
+                return
+            for k, v in current.items():
+                if v.dtype.is_floating_point:
+                    extra["ema"][k].mul_(cfg.ema_decay).add_(v.detach(), alpha=1 - cfg.ema_decay)
+                else:
+                    extra["ema"][k].copy_(v)
 
     def step(i: int) -> dict[str, float]:
         model.train()
@@ -248,13 +266,19 @@ def run(args: argparse.Namespace) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if cfg.ema_decay:
+            update_ema()
         out = {k: v.item() for k, v in losses.items()}
         if windows.val and ((i + 1) % cfg.eval_every == 0 or i + 1 == steps):
+            weights = extra["ema"] if cfg.ema_decay else model.state_dict()
+            raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(weights)
             val = float(windows.validate(model, basis, mouth, disp)[0])
             out["val_mouth_mm"] = val
             if val < extra["best"]["val_mouth_lmd_mm"]:
-                state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                state = {k: v.detach().cpu().clone() for k, v in weights.items()}
                 extra["best"] = {"val_mouth_lmd_mm": val, "step": i + 1, "state": state}
+            model.load_state_dict(raw)
         return out
 
     meta = {
@@ -316,7 +340,7 @@ def finish(path, model, windows, basis, mouth, disp, extra) -> None:
     else:
         scale = 1.0
     ckpt["extra"] = {
-        **ckpt["extra"],
+        **{k: v for k, v in ckpt["extra"].items() if k != "ema"},
         "output_scale": scale,
         "best": {k: v for k, v in best.items() if k != "state"},
     }
