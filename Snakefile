@@ -2,6 +2,13 @@
 # Plan with `snakemake -n`, run with `snakemake --profile profiles/local` (or profiles/slurm).
 # Rules only declare files; all logic is in the twinflow package (workflow/twinflow).
 
+import gc
+
+# Planning allocates millions of small, long-lived objects (jobs, files, wildcards) and almost no
+# cyclic garbage; with Python's default thresholds the cyclic collector re-scans them so often that
+# it takes over half of `snakemake -n` for 1,000 twins (see `make bench-plan`). Collect rarely.
+gc.set_threshold(50_000, 20, 20)
+
 
 configfile: "config/config.yaml"
 

@@ -48,12 +48,12 @@ def scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
+SPEECH_TWINS = {r.twin_id for r in RENDERS.values() if r.pipeline in ("nerf", "meshhead")}
+
+
 def twin_needs_audio(twin_id):
     """Training audio is prepared when given, or when a speech-driven pipeline needs it."""
-    return TWINS[twin_id].audio is not None or any(
-        r.twin_id == twin_id and r.pipeline in ("nerf", "meshhead")
-        for r in RENDERS.values()
-    )
+    return TWINS[twin_id].audio is not None or twin_id in SPEECH_TWINS
 
 
 def preprocess_targets():
