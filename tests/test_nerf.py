@@ -164,6 +164,28 @@ def test_a_model_refuses_features_of_another_kind(tmp_path):
         load_models(str(path), None, "hubert", 1024, "cpu")
 
 
+def test_audio_augmentation_replaces_windows_by_the_mean_only_while_training():
+    from twinflow.nerf.model import new_head
+    from twinflow.nerf.presets import get_preset
+
+    torch.manual_seed(0)
+    feats = torch.randn(20, 16, 32)
+    mean = feats.mean(0)
+    frames = torch.tensor([3, 9, 15])
+    head = new_head(get_preset("tiny", {"audio_dropout": 1.0}), 32, 20, "cpu").train()
+    gen = torch.Generator().manual_seed(1)
+    dropped = head.audio_codes(feats, frames, smooth=True, augment=(mean, gen))
+    constant = head.audio_codes(mean[None].expand(20, -1, -1), frames, smooth=True)
+    assert torch.allclose(dropped, constant, atol=1e-6)  # every window is the mean window
+    clean = head.audio_codes(feats, frames, smooth=True)
+    assert not torch.allclose(clean, constant, atol=1e-4)
+    head.eval()  # evaluation never augments
+    assert torch.equal(head.audio_codes(feats, frames, augment=(mean, gen)), clean)
+    noisy = new_head(get_preset("tiny", {"audio_noise": 0.5}), 32, 20, "cpu").train()
+    noisy.load_state_dict(head.state_dict())
+    assert not torch.allclose(noisy.audio_codes(feats, frames, augment=(mean, gen)), clean)
+
+
 # --- losses, paste-back, plan -----------------------------------------------------------------
 
 
@@ -236,6 +258,22 @@ def test_plan_resolves_settings_and_rejects_bad_options():
         plan.check_renders({"x": Render("x", "t", "nerf", options={"paste": "side"})}, s)
     with pytest.raises(ValueError, match="unknown preset field"):
         plan.settings({"preset": "tiny", "nerf": {"overrides": {"nope": 1}}})
+
+
+def test_learning_rate_decays_with_steps_or_the_time_budget():
+    from twinflow.nerf.train import Progress, decay_schedule
+
+    assert Progress(100, None)(50) == 0.5 and Progress(100, None)(500) == 1.0
+    timed = Progress(10**6, max_minutes=1e-6)  # the budget is spent at once
+    timed(0)
+    time.sleep(0.01)
+    assert timed(1) == 1.0
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = decay_schedule(opt, Progress(10, None), factor=0.1, start=0.5)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
 # --- training: learns on synthetic data, resumes after SIGKILL --------------------------------

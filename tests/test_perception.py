@@ -212,9 +212,19 @@ def test_camera_to_world_of_a_frontal_head_looks_down_minus_z():
     assert np.isclose(np.linalg.norm(pos), 0.5) and abs(pos[0]) > 0.2
 
 
-def test_split_holds_out_the_last_contiguous_tenth():
-    train, val = split_frames(183, 0.1)
+def test_split_holds_out_blocks_spread_over_the_video():
+    train, val = split_frames(183, 0.1)  # one block: ER-NeRF's split
     assert list(val) == list(range(164, 183)) and list(train) == list(range(164))
+    train, val = split_frames(200, 0.1, blocks=4, gap=3)
+    assert len(val) == 20
+    assert [list(b) for b in np.split(val, 4)] == [
+        list(range(s, s + 5)) for s in (45, 95, 145, 195)
+    ]
+    assert not set(train) & set(val)
+    near = {f for v in val for f in range(v - 3, v + 4)}
+    assert set(train) == set(range(200)) - near  # the gaps belong to neither split
+    train, val = split_frames(3, 0.5, blocks=4, gap=10)  # tiny videos keep a training frame
+    assert len(val) == 2 and len(train) == 1
     pose = {
         "R": np.tile(np.eye(3), (20, 1, 1)),
         "t": np.tile([0.0, 0.0, 0.5], (20, 1)),
@@ -222,7 +232,7 @@ def test_split_holds_out_the_last_contiguous_tenth():
         "image_size": np.array([512, 512]),
         "interpolated": np.zeros(20, bool),
     }
-    docs = transforms(pose, 25.0, 0.1)
+    docs = transforms(pose, 25.0, 0.1, 1, 0)
     assert [f["img_id"] for f in docs["val"]["frames"]] == [18, 19]
     assert docs["train"]["n_frames_total"] == 20 and docs["train"]["fl_x"] == 700
     assert np.array(docs["train"]["frames"][0]["transform_matrix"]).shape == (4, 4)

@@ -87,8 +87,11 @@ def test_a_twin_without_a_face_fails_by_name_while_another_finishes(tmp_path):
     assert summary["head_pose"]["reproj_error_px"]["median"] < 2.5
     train = json.loads((tmp_path / good / "transforms_train.json").read_text())
     val = json.loads((tmp_path / good / "transforms_val.json").read_text())
-    assert len(train["frames"]) + len(val["frames"]) == 75 and len(val["frames"]) == 8
-    assert val["frames"][0]["img_id"] == 67  # the last contiguous block
+    val_ids = [f["img_id"] for f in val["frames"]]
+    train_ids = {f["img_id"] for f in train["frames"]}
+    # the default split: 8 frames in 4 blocks spread over the video, 4-frame gaps in neither split
+    assert val_ids == [17, 18, 36, 37, 54, 55, 73, 74]
+    assert len(train_ids) == 75 - 36 and not train_ids & set(val_ids)
     photo = load_npz(tmp_path / good / "photo_face.npz")
     assert photo["landmarks"].shape == (478, 3) and photo["alpha"].shape == (512, 512)
 

@@ -1,7 +1,7 @@
 """Acceptance measurement of the nerf pipeline on a real talking clip (tiny preset, CPU).
 
 ``python -m twinflow.nerf.acceptance [--video ../shared/data/talk_d6.mp4] [--minutes 15]
-[--workdir /tmp/twinflow-nerf-acceptance] [--cores 2] [--threads 1]``
+[--workdir /tmp/twinflow-nerf-acceptance] [--cores 2] [--threads 1] [--overrides JSON]``
 
 Builds a throw-away project around the clip (one twin, one nerf render), runs the real workflow
 (``snakemake``: preprocessing, perception, nerf) up to ``results/<twin>/nerf/metrics.json``
@@ -33,7 +33,9 @@ SPLIT = {"head": 0.7, "lips": 0.18, "torso": 0.12}
 TWIN = "talker"
 
 
-def project(workdir: Path, video: Path, minutes: float, threads: int) -> None:
+def project(
+    workdir: Path, video: Path, minutes: float, threads: int, overrides: dict | None = None
+) -> None:
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["preset"] = "tiny"
@@ -46,6 +48,8 @@ def project(workdir: Path, video: Path, minutes: float, threads: int) -> None:
     nerf["steps"] = {"tiny": {"head": 100_000, "lips": 100_000, "torso": 100_000}}
     nerf["max_minutes"] = {"tiny": {s: round(minutes * f, 2) for s, f in SPLIT.items()}}
     nerf["threads"] = threads
+    if overrides:
+        nerf["overrides"] = overrides
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (workdir / "config" / "twins.tsv").write_text(f"twin_id\tvideo\n{TWIN}\t{video}\n")
     (workdir / "config" / "renders.tsv").write_text(
@@ -85,13 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default="/tmp/twinflow-nerf-acceptance")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads per nerf job")
+    p.add_argument(
+        "--overrides", type=json.loads, default=None, help='preset fields, e.g. {"rays": 4096}'
+    )
     args = p.parse_args(argv)
     video = Path(args.video).resolve()
     if not video.exists():
         print(f"video not found: {video}", file=sys.stderr)
         return 1
     workdir = Path(args.workdir).resolve()
-    project(workdir, video, args.minutes, args.threads)
+    project(workdir, video, args.minutes, args.threads, args.overrides)
     target = f"results/{TWIN}/nerf/metrics.json"
     cmd = [
         sys.executable,
@@ -121,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "video": str(video),
         "budget_minutes": args.minutes,
+        "threads": args.threads,
+        "overrides": args.overrides or {},
         "values": metrics["values"],
         "baseline_no_audio": metrics["baselines"]["no_audio"],
         "stages": stages,

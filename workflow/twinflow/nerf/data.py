@@ -73,10 +73,12 @@ class NerfData:
                 )
             self.images = torch.as_tensor(rgba[..., :3], device=self.device)  # uint8
             self.labels = torch.as_tensor(rgba[..., 3], device=self.device)
-        self.features = self.feature_info = None
+        self.features = self.feature_info = self.mean_window = None
         if features is not None:
             feats, self.feature_info = load_features(features)
             self.features = fit_length(torch.as_tensor(feats, device=self.device), self.n_frames)
+            # the mean feature window of the training frames: "no audio information"
+            self.mean_window = self.features[self.train_idx].mean(0)
         self._region_pix = torch.nonzero(self.head_region.flatten())[:, 0]
 
     # -- per-pixel lookups ---------------------------------------------------------------

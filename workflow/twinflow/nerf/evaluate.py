@@ -67,8 +67,7 @@ def evaluate(
     from twinflow.nerf.render import to_rgba
 
     val = data.val_idx.cpu().numpy()
-    mean_window = feats[data.train_idx].mean(0, keepdim=True)
-    baseline_feats = mean_window.expand_as(feats).contiguous()
+    baseline_feats = data.mean_window[None].expand_as(feats).contiguous()
     gt = data.images[data.val_idx].cpu().numpy()
     labels = data.labels[data.val_idx].cpu().numpy()
     side = int(data.crop[2])

@@ -69,7 +69,7 @@ def bench(args: argparse.Namespace) -> dict:
             mouth_fraction=cfg.mouth_ray_fraction,
         )
         opt.zero_grad(set_to_none=True)
-        loss, parts = head_loss(head, data, batch, cfg, smooth=i >= cfg.smooth_after)
+        loss, parts = head_loss(head, data, batch, cfg, smooth=i >= cfg.smooth_after, gen=gen)
         loss.backward()
         opt.step()
         sched.step()

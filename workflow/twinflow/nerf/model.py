@@ -1,8 +1,8 @@
 """Build, load and render the nerf models (head field, torso) for one or many rays.
 
 Rendering a ray of frame ``f``: the head field is integrated inside the head box (stratified
-samples, skipping empty space and occluded samples), giving head colour and opacity; the torso model gives
-colour and alpha at the pixel for frame ``f``'s head pose; the final colour is::
+samples, skipping empty space and occluded samples), giving head colour and opacity; the torso
+model gives colour and alpha at the pixel for frame ``f``'s head pose; the final colour is::
 
     head_rgb + (1 - head_acc) * (torso_alpha * torso_rgb + (1 - torso_alpha) * background)
 """
@@ -168,11 +168,13 @@ def head_conditions(
     *,
     smooth: bool,
     codes_for: torch.Tensor | None,
+    augment=None,
 ) -> Conditions:
     """Per-ray conditions for rays of ``frames (R,)``: audio codes of those frames of ``feats``,
-    their blink, and the appearance codes of ``codes_for`` (training frames) or the mean code."""
+    their blink, and the appearance codes of ``codes_for`` (training frames) or the mean code.
+    ``augment``: see :meth:`HeadField.audio_codes`."""
     uniq, inv = torch.unique(frames, return_inverse=True)
-    aud = head.audio_codes(feats, uniq, smooth=smooth)[inv]
+    aud = head.audio_codes(feats, uniq, smooth=smooth, augment=augment)[inv]
     code = head.frame_codes(None if codes_for is None else codes_for, len(frames))
     return Conditions(aud, blink[frames][:, None], code)
 

@@ -163,14 +163,33 @@ class HeadField(nn.Module):
         self.occupancy = OccupancyGrid(cfg.occ_res)
 
     # -- audio ----------------------------------------------------------------------------
-    def audio_codes(self, feats: torch.Tensor, frames: torch.Tensor, smooth: bool = True):
+    def audio_codes(
+        self,
+        feats: torch.Tensor,
+        frames: torch.Tensor,
+        smooth: bool = True,
+        augment: tuple[torch.Tensor, torch.Generator | None] | None = None,
+    ):
         """Codes ``(B, audio_dim)`` of ``frames (B,)`` of the feature sequence ``feats (N, 16, C)``.
-        With ``smooth`` the codes of the ``att_window`` neighbours are combined by attention."""
-        if not smooth or self.cfg.att_window <= 1:
-            return self.audio_net(feats[frames])
-        idx = window_indices(frames, self.cfg.att_window, len(feats))
-        codes = self.audio_net(feats[idx.reshape(-1)]).view(*idx.shape, -1)
-        return self.audio_smoother(codes)
+        With ``smooth`` the codes of the ``att_window`` neighbours are combined by attention.
+
+        ``augment = (mean_window, generator)`` (training): each frame's windows are replaced by
+        the mean training window with probability ``audio_dropout`` (so the model learns what
+        "no information" looks like, as in the evaluation baseline), and Gaussian noise of std
+        ``audio_noise`` is added, which keeps a small audio network from memorising frames."""
+        window = self.cfg.att_window if smooth and self.cfg.att_window > 1 else 1
+        idx = window_indices(frames, window, len(feats)) if window > 1 else frames[:, None]
+        x = feats[idx.reshape(-1)].view(*idx.shape, *feats.shape[1:])
+        if augment is not None and self.training:
+            mean, gen = augment
+            p, std = self.cfg.audio_dropout, self.cfg.audio_noise
+            if p > 0:
+                drop = torch.rand(len(frames), generator=gen).to(x.device) < p
+                x = torch.where(drop[:, None, None, None], mean.expand_as(x), x)
+            if std > 0:
+                x = x + std * torch.randn(x.shape, generator=gen).to(x.device)
+        codes = self.audio_net(x.reshape(-1, *feats.shape[1:])).view(*idx.shape, -1)
+        return self.audio_smoother(codes) if window > 1 else codes[:, 0]
 
     def frame_codes(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
         """Per-frame appearance codes; ``None`` (novel frames) gives the mean training code."""

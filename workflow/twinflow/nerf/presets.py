@@ -51,6 +51,10 @@ class NerfConfig:
         hidden, sigma_layers, geo_dim: density network; color_hidden, color_layers: colour net.
         audio_dim: audio code size; att_window: frames in the audio smoothing window;
             att_hidden: width of the region attention MLP (spatial feature -> audio channels).
+        audio_noise, audio_dropout: training-time augmentation of the audio windows: Gaussian
+            noise (std, in standardised feature units) and the probability that a frame's
+            windows are replaced by the mean training window (what the evaluation's
+            audio-ignoring baseline feeds); both keep the audio path from memorising frames.
         ind_dim: per-frame appearance code size (0: none).
 
     Rendering:
@@ -102,6 +106,8 @@ class NerfConfig:
     audio_dim: int
     att_window: int
     att_hidden: int
+    audio_noise: float
+    audio_dropout: float
     ind_dim: int
     n_samples: int
     occ_res: int
@@ -161,6 +167,8 @@ PRESETS: dict[str, NerfConfig] = {
         audio_dim=32,
         att_window=8,
         att_hidden=32,
+        audio_noise=0.0,
+        audio_dropout=0.0,
         ind_dim=0,
         n_samples=32,
         occ_res=48,
@@ -218,6 +226,8 @@ PRESETS: dict[str, NerfConfig] = {
         audio_dim=32,
         att_window=8,
         att_hidden=64,
+        audio_noise=0.0,
+        audio_dropout=0.0,
         ind_dim=4,
         n_samples=64,
         occ_res=128,

@@ -83,13 +83,21 @@ def decay_schedule(
 
 
 def head_loss(
-    head, data: NerfData, batch: RayBatch, cfg: NerfConfig, *, smooth: bool, patch_loss=None
+    head,
+    data: NerfData,
+    batch: RayBatch,
+    cfg: NerfConfig,
+    *,
+    smooth: bool,
+    patch_loss=None,
+    gen: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of the head (and lips) stage on one ray batch."""
     o, d = pixel_rays(data.c2w[batch.frames], data.intrinsics, batch.uv)
     cond = head_conditions(
-        head, data.features, batch.frames, data.blink, smooth=smooth, codes_for=batch.frames
-    )
+        head, data.features, batch.frames, data.blink, smooth=smooth, codes_for=batch.frames,
+        augment=(data.mean_window, gen),
+    )  # fmt: skip
     out = render_head_rays(head, o, d, cond, data.box, perturb=True)
     pred = out["rgb"] + (1 - out["acc"][:, None]) * batch.bg
     mse = F.mse_loss(pred, batch.rgb)
@@ -159,7 +167,9 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
                 mouth_fraction=cfg.mouth_ray_fraction,
             )
         opt.zero_grad(set_to_none=True)
-        loss, parts = head_loss(head, data, batch, cfg, smooth=smooth, patch_loss=patch_loss)
+        loss, parts = head_loss(
+            head, data, batch, cfg, smooth=smooth, patch_loss=patch_loss, gen=gen
+        )
         loss.backward()
         opt.step()
         sched.step()

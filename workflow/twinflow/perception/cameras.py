@@ -11,9 +11,11 @@ looking down -z), as instant-ngp / nerfstudio and AD-NeRF / ER-NeRF read it. Key
                  "transform_matrix"}]}
 
 ``img_id`` / ``aud_id`` / ``frame_index`` are the 0-based frame index in the video (the audio
-feature index at the same frame rate). Split: the last ``ceil(val_fraction x T)`` frames form one
-contiguous validation block (held out in time, so nothing in it is interpolated from training
-neighbours); all frames before it are training frames.
+feature index at the same frame rate). Split (:func:`split_frames`): ``ceil(val_fraction x T)``
+validation frames in ``val_blocks`` contiguous blocks spread evenly over the video, the last one
+ending with it (``val_blocks: 1`` is ER-NeRF's split: the last block only). Blocks are held out
+in time, and ``val_gap`` frames on either side of each block belong to neither split, so no
+validation frame has a near-identical training neighbour. Every other frame is a training frame.
 """
 
 from __future__ import annotations
@@ -34,24 +36,57 @@ def camera_to_world(rot: np.ndarray, trans: np.ndarray) -> np.ndarray:
     return c2w
 
 
-def split_frames(n_frames: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Frame indices ``(train, val)``: val is the last contiguous block (at least 1 frame)."""
+def split_frames(
+    n_frames: int, val_fraction: float, blocks: int = 1, gap: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame indices ``(train, val)`` of a video of ``n_frames``.
+
+    ``ceil(val_fraction x n_frames)`` val frames (at least 1) in ``blocks`` contiguous blocks of
+    near-equal size; block ``k`` ends at frame ``round(n_frames x (k + 1) / blocks)``, so the
+    last block ends the video and ``blocks=1`` holds out the last block only. ``gap`` frames on
+    either side of a block are in neither split. At least one training frame always remains.
+    """
     n_val = min(max(1, math.ceil(val_fraction * n_frames)), max(n_frames - 1, 0))
+    blocks = max(1, min(blocks, n_val))
+    is_val = np.zeros(n_frames, bool)
+    near = np.zeros(n_frames, bool)
+    sizes = [n_val // blocks + (k < n_val % blocks) for k in range(blocks)]
+    for k, size in enumerate(sizes):
+        end = round(n_frames * (k + 1) / blocks)
+        start = max(0, end - size)
+        is_val[start:end] = True
+        near[max(0, start - gap) : min(n_frames, end + gap)] = True
+    train = ~near
+    if not train.any():  # a gap that leaves nothing to train on is dropped
+        train = ~is_val
     idx = np.arange(n_frames)
-    return idx[: n_frames - n_val], idx[n_frames - n_val :]
+    return idx[train], idx[is_val]
 
 
-def transforms(pose: dict[str, np.ndarray], fps: float, val_fraction: float) -> dict[str, dict]:
-    """``{"train": {...}, "val": {...}}`` transforms documents from ``head_pose.npz`` arrays."""
+def split_rule(n_frames: int, val_fraction: float, blocks: int, gap: int) -> str:
+    """The split in words, for the transforms files."""
+    return (
+        f"ceil({val_fraction:g} x {n_frames}) val frames in {blocks} contiguous block(s) spread "
+        f"evenly, the last ending the video; {gap} frame(s) on either side of each block in "
+        "neither split; all other frames train"
+    )
+
+
+def transforms(
+    pose: dict[str, np.ndarray],
+    fps: float,
+    val_fraction: float,
+    val_blocks: int = 1,
+    val_gap: int = 0,
+) -> dict[str, dict]:
+    """``{"train": {...}, "val": {...}}`` transforms documents from ``head_pose.npz`` arrays;
+    the split is :func:`split_frames` ``(T, val_fraction, val_blocks, val_gap)``."""
     width, height = (int(v) for v in pose["image_size"])
     k = pose["K"].astype(float)
     c2w = camera_to_world(pose["R"].astype(float), pose["t"].astype(float))
     n = len(c2w)
-    train, val = split_frames(n, val_fraction)
-    rule = (
-        f"frames 0..{len(train) - 1} train, {len(train)}..{n - 1} val: the last "
-        f"ceil({val_fraction:g} x {n}) frames held out as one contiguous block"
-    )
+    train, val = split_frames(n, val_fraction, val_blocks, val_gap)
+    rule = split_rule(n, val_fraction, val_blocks, val_gap)
     base = {
         "w": width,
         "h": height,

@@ -89,8 +89,11 @@ class HeadPoseConfig:
         rounds: pose / triangulation alternations per focal length.
         depth_prior: how strongly triangulated points stay at the Procrustes shape, relative to
             the information of one frame; small, it matters only where frames do not agree.
-        val_fraction: the last contiguous block of this fraction of frames is the NeRF
-            validation split.
+        val_fraction: this fraction of the frames is the NeRF validation split, held out as
+            ``val_blocks`` contiguous blocks spread evenly over the video (the last one ends
+            it; 1: ER-NeRF's split, the last block only).
+        val_blocks: number of validation blocks.
+        val_gap: frames on either side of every validation block left out of training.
     """
 
     eye_corner_distance_m: float = 0.09
@@ -103,6 +106,8 @@ class HeadPoseConfig:
     rounds: int = 5
     depth_prior: float = 1.0
     val_fraction: float = 0.1
+    val_blocks: int = 4
+    val_gap: int = 4
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -326,7 +331,9 @@ def run(args: argparse.Namespace) -> None:
     pose["info"]["config"] = cfg.to_dict()
     save_npz(args.template, **template)
     save_npz(args.pose, **pose)
-    docs = transforms(pose, float(info["fps"]), cfg.val_fraction)
+    docs = transforms(
+        pose, float(info["fps"]), cfg.val_fraction, cfg.val_blocks, cfg.val_gap
+    )
     write_json(args.train, docs["train"])
     write_json(args.val, docs["val"])
 
