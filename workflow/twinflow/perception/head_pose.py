@@ -331,9 +331,7 @@ def run(args: argparse.Namespace) -> None:
     pose["info"]["config"] = cfg.to_dict()
     save_npz(args.template, **template)
     save_npz(args.pose, **pose)
-    docs = transforms(
-        pose, float(info["fps"]), cfg.val_fraction, cfg.val_blocks, cfg.val_gap
-    )
+    docs = transforms(pose, float(info["fps"]), cfg.val_fraction, cfg.val_blocks, cfg.val_gap)
     write_json(args.train, docs["train"])
     write_json(args.val, docs["val"])
 
