@@ -48,7 +48,9 @@ def scaled(base):
     return lambda wildcards, attempt: base * attempt
 
 
-SPEECH_TWINS = {r.twin_id for r in RENDERS.values() if r.pipeline in ("nerf", "meshhead")}
+SPEECH_TWINS = {
+    r.twin_id for r in RENDERS.values() if r.pipeline in ("nerf", "meshhead")
+}
 
 
 def twin_needs_audio(twin_id):
