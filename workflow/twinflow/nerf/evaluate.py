@@ -4,9 +4,9 @@
 --features audio_features.npz --head lips.pt --torso torso.pt --out metrics.json
 [--preview val.mp4]``
 
-The validation frames (the last contiguous block of the video, never trained on) are rendered
-with their own head pose, blink and audio, at the dataset's resolution, and compared with the
-real frames:
+The validation frames (perception's split: contiguous blocks held out in time, never trained on;
+see :func:`twinflow.perception.cameras.split_frames`) are rendered with their own head pose,
+blink and audio, at the dataset's resolution, and compared with the real frames:
 
 ``psnr``       PSNR on the head region (the parsing's head and face labels of the real frame)
 ``psnr_full``  PSNR of the whole rendered image (crop)
@@ -158,7 +158,8 @@ def run(args: argparse.Namespace) -> None:
         baselines={"no_audio": base},
         better={"psnr": "higher", "psnr_full": "higher", "ssim": "higher", "lmd": "lower"},
         measured={
-            "split": "val: the last contiguous block of frames (perception's split), never trained on",
+            "split": data.info.get("split_rule")
+            or "val: perception's held-out blocks of frames, never trained on",
             "frames": len(data.val_idx),
             "resolution": data.res,
             "crop_xy_side": data.crop[:3].tolist(),
