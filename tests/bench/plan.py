@@ -124,9 +124,8 @@ def bench(n: int, repeats: int) -> dict:
             "1",
         ]
         times: dict[str, list[float]] = {
-            k + p for k in ("twinflow", "shaped", "minimal") for p in ("", "_print")
+            k + p: [] for k in ("twinflow", "shaped", "minimal") for p in ("", "_print")
         }
-        times = {k: [] for k in times}
         jobs = None
         for _ in range(repeats):
             for quiet, suffix in ((["--quiet", "rules"], ""), ([], "_print")):

@@ -66,7 +66,7 @@ def split_frames(
 def split_rule(n_frames: int, val_fraction: float, blocks: int, gap: int) -> str:
     """The split in words, for the transforms files."""
     return (
-        f"ceil({val_fraction:g} x {n_frames}) val frames in {blocks} contiguous block(s) spread "
+        f"ceil({val_fraction:g} x {n_frames}) val frames in up to {blocks} contiguous block(s) spread "
         f"evenly, the last ending the video; {gap} frame(s) on either side of each block in "
         "neither split; all other frames train"
     )
