@@ -189,6 +189,26 @@ def test_audio_augmentation_replaces_windows_by_the_mean_only_while_training():
 # --- losses, paste-back, plan -----------------------------------------------------------------
 
 
+def test_speech_probe_tells_an_audio_driven_mouth_from_one_audio_cannot_predict():
+    from twinflow.nerf.speech_probe import contiguous_blocks, ridge_probe
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(400, 16, 4))
+    driven = feats[:, 7:9, 0].mean(1) + 0.1 * rng.normal(size=400)  # mouth follows the audio
+    grimace = rng.normal(size=400)  # mouth independent of the audio
+    val = np.r_[100:120, 300:320]
+    train = np.setdiff1d(np.arange(400), np.r_[96:124, 296:324])
+    assert [b.tolist() for b in contiguous_blocks(val)] == [
+        list(range(100, 120)),
+        list(range(300, 320)),
+    ]
+    good = ridge_probe(feats, driven, train, val)
+    bad = ridge_probe(feats, grimace, train, val)
+    assert good["best"]["ratio"] < 0.2 and len(good["best"]["blocks"]) == 2
+    assert bad["best"]["ratio"] > 0.9  # at best the training mean: audio cannot help
+    assert set(good["by_lambda"]) == {"10.0", "100.0", "1000.0", "10000.0", "100000.0"}
+
+
 def test_structural_patch_loss_is_zero_for_identical_patches_and_has_gradients():
     from twinflow.nerf.losses import ssim, structural_patch_loss
 

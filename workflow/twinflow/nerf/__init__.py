@@ -27,5 +27,6 @@ occupancy grid, torso), :mod:`~twinflow.nerf.rays` (rays, samples, volume render
 :mod:`~twinflow.nerf.model` (rendering rays and frames), :mod:`~twinflow.nerf.data` (the dataset
 in memory, ray batches), :mod:`~twinflow.nerf.losses` (mouth-patch loss), :mod:`~twinflow.nerf.plan`
 (config for the rules), :mod:`~twinflow.nerf.synthetic` (a synthetic talking head for tests and
-benchmarks), :mod:`~twinflow.nerf.gpu_bench` and :mod:`~twinflow.nerf.acceptance` (measurements).
+benchmarks), :mod:`~twinflow.nerf.gpu_bench` and :mod:`~twinflow.nerf.acceptance` (measurements),
+:mod:`~twinflow.nerf.speech_probe` (can audio explain the mouth on the val frames at all?).
 """

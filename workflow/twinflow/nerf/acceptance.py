@@ -12,6 +12,8 @@ the machine, and writes them to ``<workdir>/acceptance.json``.
 
 Targets (issue 4): total nerf training <= 15 minutes on 2 cores, head-region PSNR on the held-out
 frames >= 24 dB, LMD below the baseline's. The CPU may be shared: the load average is reported.
+The report also holds :mod:`twinflow.nerf.speech_probe` on the clip: how far audio can explain
+the mouth on the val frames at all (a linear ceiling for the LMD comparison).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from twinflow.nerf.speech_probe import probe_results
 
 REPO = Path(__file__).resolve().parents[3]
 SPLIT = {"head": 0.7, "lips": 0.18, "torso": 0.12}
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         "values": metrics["values"],
         "baseline_no_audio": metrics["baselines"]["no_audio"],
         "stages": stages,
+        # can any audio model beat the mean-audio baseline on these val frames? (< 1: yes)
+        "audio_mouth_probe": probe_results(workdir / "results" / TWIN),
         "training_seconds_total": train_total,
         "workflow_seconds": wall,
         "load_average_before": load_before,

@@ -1,0 +1,112 @@
+"""How far can audio explain the mouth on a twin's held-out frames? A linear (ridge) probe.
+
+The nerf evaluation compares the model's lip landmark distance (LMD) with that of the same model
+fed the mean audio window. Whether any audio-driven model *can* win that comparison depends on
+the clip: on frames where the person grimaces instead of speaking, the mouth is not a function
+of the audio, and the constant mean mouth is the best guess. This probe measures it directly,
+without a NeRF: a ridge regression from the frame's audio feature window ``(16, C)`` to the
+perception stage's mouth opening, fitted on the training frames and scored on the val frames as
+
+``ratio = MSE(ridge) / MSE(training mean)``  (below 1: audio helps; at or above 1: it cannot),
+
+for each ridge strength in ``lambdas`` (the best one is chosen on the val frames themselves, so
+the result is an optimistic ceiling), overall and per contiguous val block.
+
+``python -m twinflow.nerf.speech_probe --results results/<twin>`` reads
+``perception/signals.npz`` (``mouth_open``), ``perception/transforms_{train,val}.json`` and
+``nerf/audio_features.npz`` and prints the result as JSON. The nerf acceptance report
+(:mod:`twinflow.nerf.acceptance`) includes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+LAMBDAS = (1e1, 1e2, 1e3, 1e4, 1e5)
+
+
+def contiguous_blocks(ids: np.ndarray) -> list[np.ndarray]:
+    """Sorted frame ids ``(V,)`` -> runs of consecutive ids."""
+    ids = np.sort(np.asarray(ids))
+    return np.split(ids, np.where(np.diff(ids) > 1)[0] + 1) if len(ids) else []
+
+
+def ridge_probe(
+    features: np.ndarray,
+    target: np.ndarray,
+    train: np.ndarray,
+    val: np.ndarray,
+    lambdas: tuple[float, ...] = LAMBDAS,
+) -> dict:
+    """Ridge regressions ``features (N, ...)`` -> ``target (N,)`` fitted on frames ``train`` and
+    scored on ``val`` (MSE ratio to predicting the training mean; see the module docstring).
+
+    Returns ``{"best": {"lambda", "ratio", "blocks"}, "by_lambda": {lambda: ratio},
+    "train_frames", "val_frames"}``; ``blocks`` lists the ratio of each contiguous val block."""
+    n = len(target)
+    x = np.asarray(features, dtype=np.float64)[:n].reshape(n, -1)
+    y = np.asarray(target, dtype=np.float64)
+    train, val = np.asarray(train), np.asarray(val)
+    mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
+    z = (x - mu) / sd
+    y_mean = y[train].mean()
+    a, b = z[train], y[train] - y_mean
+    gram, rhs = a.T @ a, a.T @ b
+    blocks = contiguous_blocks(val)
+
+    def ratio(pred: np.ndarray, ids: np.ndarray) -> float:
+        mean_mse = ((y[ids] - y_mean) ** 2).mean()
+        return float(((pred[ids] - y[ids]) ** 2).mean() / max(mean_mse, 1e-12))
+
+    results = {}
+    for lam in lambdas:
+        pred = z @ np.linalg.solve(gram + lam * np.eye(len(gram)), rhs) + y_mean
+        results[lam] = (ratio(pred, val), [ratio(pred, blk) for blk in blocks])
+    best = min(results, key=lambda lam: results[lam][0])
+    return {
+        "best": {
+            "lambda": best,
+            "ratio": round(results[best][0], 4),
+            "blocks": [round(r, 3) for r in results[best][1]],
+        },
+        "by_lambda": {str(lam): round(r[0], 4) for lam, r in results.items()},
+        "train_frames": len(train),
+        "val_frames": len(val),
+    }
+
+
+def probe_results(results: str | Path) -> dict:
+    """:func:`ridge_probe` on a twin's ``results/<twin>`` folder (perception + nerf features)."""
+    root = Path(results)
+    mouth = np.load(root / "perception" / "signals.npz")["mouth_open"]
+    feats = np.load(root / "nerf" / "audio_features.npz")["features"]
+
+    def ids(split: str) -> np.ndarray:
+        frames = json.loads((root / "perception" / f"transforms_{split}.json").read_text())
+        return np.array([f["img_id"] for f in frames["frames"]], dtype=int)
+
+    n = min(len(mouth), len(feats))
+    train, val = ids("train"), ids("val")
+    report = ridge_probe(feats[:n], mouth[:n], train[train < n], val[val < n])
+    report["what"] = (
+        "ridge regression audio feature window -> perception mouth_open, fitted on the train "
+        "frames; ratio = val MSE / MSE of the training mean (< 1: audio explains the mouth); "
+        "best lambda chosen on val (an optimistic ceiling)"
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="twinflow.nerf.speech_probe", description=__doc__)
+    p.add_argument("--results", required=True, help="results/<twin> of a run with nerf features")
+    args = p.parse_args(argv)
+    print(json.dumps(probe_results(args.results), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
