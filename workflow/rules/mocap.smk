@@ -255,7 +255,7 @@ rule mocap_render:
         mem_mb=scaled(500),
         runtime=scaled(5),
     params:
-        render=lambda w: w.render,
+        render="{render}",
     shell:
         "python -m twinflow.mocap.publish --render {params.render} --preview {input.preview}"
         " --out {output.video} > {log} 2>&1"

@@ -34,7 +34,7 @@ rule nerf_audio_features:
         kind=NERF.audio_features,
         fps=VIDEO["fps"],
         registry=config["models"]["registry"],
-        who=lambda w: f"--twin {w.twin}",
+        who="--twin {twin}",
     shell:
         "python -m twinflow.nerf.audio_features {params.who} --wav {input.wav}"
         " --kind {params.kind} --fps {params.fps} --registry {params.registry}"
@@ -54,7 +54,7 @@ use rule nerf_audio_features as nerf_driving_audio_features with:
         kind=NERF.audio_features,
         fps=VIDEO["fps"],
         registry=config["models"]["registry"],
-        who=lambda w: f"--render {w.render}",
+        who="--render {render}",
 
 
 rule nerf_dataset:

@@ -18,7 +18,7 @@ rule probe_video:
         mem_mb=scaled(1000),
         runtime=scaled(10),
     params:
-        twin=lambda w: w.twin,
+        twin="{twin}",
         render="",
         min_frames=VIDEO["min_frames"],
     shell:
@@ -44,7 +44,7 @@ rule normalise_video:
         mem_mb=scaled(2000),
         runtime=scaled(30),
     params:
-        twin=lambda w: w.twin,
+        twin="{twin}",
         render="",
         crop=lambda w: ",".join(map(str, TWINS[w.twin].crop or ())),
         fps=VIDEO["fps"],
@@ -74,7 +74,7 @@ rule extract_audio:
         mem_mb=scaled(1000),
         runtime=scaled(10),
     params:
-        twin=lambda w: w.twin,
+        twin="{twin}",
         render="",
         sample_rate=config["audio"]["sample_rate"],
     shell:
@@ -161,7 +161,7 @@ use rule probe_video as probe_driving_video with:
         "benchmarks/probe_driving_video/{render}.tsv"
     params:
         twin=lambda w: RENDERS[w.render].twin_id,
-        render=lambda w: w.render,
+        render="{render}",
         min_frames=VIDEO["min_frames"],
 
 
@@ -178,7 +178,7 @@ use rule normalise_video as normalise_driving_video with:
         "benchmarks/normalise_driving_video/{render}.tsv"
     params:
         twin=lambda w: RENDERS[w.render].twin_id,
-        render=lambda w: w.render,
+        render="{render}",
         crop="",
         fps=VIDEO["fps"],
         size=VIDEO["size"],
@@ -197,5 +197,5 @@ use rule extract_audio as extract_driving_audio with:
         "benchmarks/extract_driving_audio/{render}.tsv"
     params:
         twin=lambda w: RENDERS[w.render].twin_id,
-        render=lambda w: w.render,
+        render="{render}",
         sample_rate=config["audio"]["sample_rate"],
