@@ -2,7 +2,6 @@
 # results/{twin}/nerf/: audio_features.npz, frames.mkv + dataset.npz, head.pt, lips.pt, torso.pt,
 # metrics.json (+ val.mp4); per render results/drive/{render}/nerf/ (features, render, paste)
 # and results/renders/{render}.mp4. Settings: config.yaml `nerf:` (twinflow.nerf.plan).
-import os
 
 from twinflow.nerf import plan as nerf_plan
 
@@ -82,7 +81,7 @@ rule nerf_dataset:
         mem_mb=scaled(NERF.mem_mb),
         runtime=scaled(30),
     params:
-        perception=lambda w, input: os.path.dirname(input.face),
+        perception=NERF_PERCEPTION,
         res=NERF.preset.res,
         crop_scale=NERF.preset.crop_scale,
         box=f"--box-pad {NERF.preset.box_pad} --box-top {NERF.preset.box_top}"
