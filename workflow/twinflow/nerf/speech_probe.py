@@ -9,7 +9,7 @@ perception stage's mouth opening, fitted on the training frames and scored on th
 
 ``ratio = MSE(ridge) / MSE(training mean)``  (below 1: audio helps; at or above 1: it cannot),
 
-for each ridge strength in ``lambdas`` (the best one is chosen on the val frames themselves, so
+for each ridge strength in ``lambdas`` (scikit-learn's ``Ridge`` on standardised windows) (the best one is chosen on the val frames themselves, so
 the result is an optimistic ceiling), overall and per contiguous val block.
 
 ``python -m twinflow.nerf.speech_probe --results results/<twin>`` reads
@@ -47,15 +47,15 @@ def ridge_probe(
 
     Returns ``{"best": {"lambda", "ratio", "blocks"}, "by_lambda": {lambda: ratio},
     "train_frames", "val_frames"}``; ``blocks`` lists the ratio of each contiguous val block."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     n = len(target)
     x = np.asarray(features, dtype=np.float64)[:n].reshape(n, -1)
     y = np.asarray(target, dtype=np.float64)
     train, val = np.asarray(train), np.asarray(val)
-    mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
-    z = (x - mu) / sd
     y_mean = y[train].mean()
-    a, b = z[train], y[train] - y_mean
-    gram, rhs = a.T @ a, a.T @ b
     blocks = contiguous_blocks(val)
 
     def ratio(pred: np.ndarray, ids: np.ndarray) -> float:
@@ -64,7 +64,8 @@ def ridge_probe(
 
     results = {}
     for lam in lambdas:
-        pred = z @ np.linalg.solve(gram + lam * np.eye(len(gram)), rhs) + y_mean
+        model = make_pipeline(StandardScaler(), Ridge(alpha=lam)).fit(x[train], y[train])
+        pred = model.predict(x)
         results[lam] = (ratio(pred, val), [ratio(pred, blk) for blk in blocks])
     best = min(results, key=lambda lam: results[lam][0])
     return {
