@@ -172,7 +172,8 @@ def test_audio_augmentation_replaces_windows_by_the_mean_only_while_training():
     feats = torch.randn(20, 16, 32)
     mean = feats.mean(0)
     frames = torch.tensor([3, 9, 15])
-    head = new_head(get_preset("tiny", {"audio_dropout": 1.0}), 32, 20, "cpu").train()
+    head = new_head(get_preset("tiny", {"audio_dropout": 1.0, "audio_noise": 0.0}), 32, 20, "cpu")
+    head.train()
     gen = torch.Generator().manual_seed(1)
     dropped = head.audio_codes(feats, frames, smooth=True, augment=(mean, gen))
     constant = head.audio_codes(mean[None].expand(20, -1, -1), frames, smooth=True)
@@ -181,7 +182,8 @@ def test_audio_augmentation_replaces_windows_by_the_mean_only_while_training():
     assert not torch.allclose(clean, constant, atol=1e-4)
     head.eval()  # evaluation never augments
     assert torch.equal(head.audio_codes(feats, frames, augment=(mean, gen)), clean)
-    noisy = new_head(get_preset("tiny", {"audio_noise": 0.5}), 32, 20, "cpu").train()
+    noisy = new_head(get_preset("tiny", {"audio_dropout": 0.0, "audio_noise": 0.5}), 32, 20, "cpu")
+    noisy.train()
     noisy.load_state_dict(head.state_dict())
     assert not torch.allclose(noisy.audio_codes(feats, frames, augment=(mean, gen)), clean)
 
