@@ -2,6 +2,7 @@
 # results/{twin}/nerf/: audio_features.npz, frames.mkv + dataset.npz, head.pt, lips.pt, torso.pt,
 # metrics.json (+ val.mp4); per render results/drive/{render}/nerf/ (features, render, paste)
 # and results/renders/{render}.mp4. Settings: config.yaml `nerf:` (twinflow.nerf.plan).
+import os
 
 from twinflow.nerf import plan as nerf_plan
 
@@ -81,7 +82,7 @@ rule nerf_dataset:
         mem_mb=scaled(NERF.mem_mb),
         runtime=scaled(30),
     params:
-        perception=NERF_PERCEPTION,
+        perception=lambda w, input: os.path.dirname(input.face),
         res=NERF.preset.res,
         crop_scale=NERF.preset.crop_scale,
         box=f"--box-pad {NERF.preset.box_pad} --box-top {NERF.preset.box_top}"
