@@ -211,6 +211,21 @@ def test_speech_probe_tells_an_audio_driven_mouth_from_one_audio_cannot_predict(
     assert set(good["by_lambda"]) == {"10.0", "100.0", "1000.0", "10000.0", "100000.0"}
 
 
+def test_speech_probe_reads_a_twins_results_folder(tmp_path):
+    from twinflow.nerf.speech_probe import probe_results
+
+    rng = np.random.default_rng(1)
+    feats = rng.normal(size=(200, 16, 4)).astype(np.float32)
+    (tmp_path / "perception").mkdir()
+    (tmp_path / "nerf").mkdir()
+    np.savez(tmp_path / "perception" / "signals.npz", mouth_open=feats[:, 8, 0])
+    np.savez(tmp_path / "nerf" / "audio_features.npz", features=feats)
+    np.savez(tmp_path / "nerf" / "dataset.npz", train=np.r_[0:150], val=np.r_[160:200])
+    report = probe_results(tmp_path)
+    assert report["train_frames"] == 150 and report["val_frames"] == 40
+    assert report["best"]["ratio"] < 0.1 and len(report["best"]["blocks"]) == 1
+
+
 def test_structural_patch_loss_is_zero_for_identical_patches_and_has_gradients():
     from twinflow.nerf.losses import ssim, structural_patch_loss
 

@@ -13,8 +13,8 @@ for each ridge strength in ``lambdas`` (scikit-learn's ``Ridge`` on standardised
 the result is an optimistic ceiling), overall and per contiguous val block.
 
 ``python -m twinflow.nerf.speech_probe --results results/<twin>`` reads
-``perception/signals.npz`` (``mouth_open``), ``perception/transforms_{train,val}.json`` and
-``nerf/audio_features.npz`` and prints the result as JSON. The nerf acceptance report
+``perception/signals.npz`` (``mouth_open``), ``nerf/audio_features.npz`` and the split of
+``nerf/dataset.npz`` and prints the result as JSON. The nerf acceptance report
 (:mod:`twinflow.nerf.acceptance`) includes it.
 """
 
@@ -81,17 +81,16 @@ def ridge_probe(
 
 
 def probe_results(results: str | Path) -> dict:
-    """:func:`ridge_probe` on a twin's ``results/<twin>`` folder (perception + nerf features)."""
+    """:func:`ridge_probe` on a twin's ``results/<twin>`` folder: perception's ``mouth_open``,
+    the nerf audio features, and the train / val frames the nerf dataset was built with."""
+    from twinflow.perception.store import load_npz
+
     root = Path(results)
-    mouth = np.load(root / "perception" / "signals.npz")["mouth_open"]
-    feats = np.load(root / "nerf" / "audio_features.npz")["features"]
-
-    def ids(split: str) -> np.ndarray:
-        frames = json.loads((root / "perception" / f"transforms_{split}.json").read_text())
-        return np.array([f["img_id"] for f in frames["frames"]], dtype=int)
-
+    mouth = load_npz(root / "perception" / "signals.npz")["mouth_open"]
+    feats = load_npz(root / "nerf" / "audio_features.npz")["features"]
+    split = load_npz(root / "nerf" / "dataset.npz")
     n = min(len(mouth), len(feats))
-    train, val = ids("train"), ids("val")
+    train, val = split["train"], split["val"]
     report = ridge_probe(feats[:n], mouth[:n], train[train < n], val[val < n])
     report["what"] = (
         "ridge regression audio feature window -> perception mouth_open, fitted on the train "
