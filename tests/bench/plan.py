@@ -38,9 +38,8 @@ rule make:
 # The same number of jobs as rules shaped like twinflow's, with no Python logic: per twin a chain
 # of ``stages`` rules, each with two inputs from the rules before it, two outputs, a log, a
 # benchmark, params, threads, resources and a conda env, and twinflow's garbage-collector
-# setting. twinflow / shaped is the cost of
-# twinflow's own logic (sheets, input functions, checkpoints); shaped / minimal is Snakemake's
-# cost of declaring real rules instead of bare ones.
+# setting. twinflow / shaped is the cost of twinflow's own logic (sheets, input functions,
+# checkpoints); shaped / minimal is Snakemake's cost of declaring real rules instead of bare ones.
 SHAPED = """\
 import gc
 gc.set_threshold(50_000, 20, 20)

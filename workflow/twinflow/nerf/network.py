@@ -178,7 +178,7 @@ class HeadField(nn.Module):
         "no information" looks like, as in the evaluation baseline), and Gaussian noise of std
         ``audio_noise`` is added, which keeps a small audio network from memorising frames."""
         window = self.cfg.att_window if smooth and self.cfg.att_window > 1 else 1
-        idx = window_indices(frames, window, len(feats)) if window > 1 else frames[:, None]
+        idx = window_indices(frames, window, len(feats))  # (B, window)
         x = feats[idx.reshape(-1)].view(*idx.shape, *feats.shape[1:])
         if augment is not None and self.training:
             mean, gen = augment
