@@ -121,6 +121,21 @@ def models(twin) -> dict[str, Path]:
     return {"audio2mesh": m / "audio2mesh.pt", "warp": m / "warp.pt", "a2m_log": a2m_log}
 
 
+def test_warp_training_is_reproducible_from_its_seed(twin, tmp_path):
+    """The weights' initialisation is seeded too: the same seed gives the same model."""
+    import torch
+
+    weights = []
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        out = tmp_path / f"{name}.pt"
+        stage("train_warp", "--twin", "d12", "--frames", twin["frames"], *WARP, "--steps", "1",
+              "--seed", seed, "--out", out)  # fmt: skip
+        weights.append(torch.load(out, weights_only=False)["modules"]["model"])
+    a, b, c = weights
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
 def test_dataset_is_pose_free_mesh_motion_with_a_time_split(twin):
     data = load_npz(twin["dataset"])
     n = len(data["disp"])

@@ -374,3 +374,17 @@ def test_training_cli_resumes_after_sigkill(tmp_path, synthetic):
 
     ckpt = load_checkpoint(out, expect={"audio_features": "logmel", "stage": "head"})
     assert ckpt["steps"] == steps_saved + 6
+
+
+def test_training_is_reproducible_from_its_seed(tmp_path, synthetic):
+    """The weights' initialisation is seeded too: the same seed gives the same model."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    weights = {}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        out = tmp_path / f"{name}.pt"
+        cmd = train_cmd(synthetic, "head", out, 2, "--seed", seed)
+        subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=300)
+        weights[name] = torch.load(out, weights_only=False)["modules"]["head"]
+    same = lambda x, y: all(torch.equal(weights[x][k], weights[y][k]) for k in weights[x])  # noqa: E731
+    assert same("a", "b")
+    assert not same("a", "c")

@@ -28,7 +28,13 @@ from twinflow.meshhead.audio2mesh import Audio2Mesh, MotionBasis, generate
 from twinflow.meshhead.common import add_common, audio_slice, load_npz, setup_torch, split_ranges
 from twinflow.meshhead.presets import PRESETS, Audio2MeshConfig, audio2mesh_preset
 from twinflow.presets import parse_overrides, preset_dict
-from twinflow.train import LoopConfig, load_checkpoint, run_training, save_checkpoint
+from twinflow.train import (
+    LoopConfig,
+    load_checkpoint,
+    run_training,
+    save_checkpoint,
+    seed_everything,
+)
 from twinflow.train.loop import resume_path
 
 log = logging.getLogger("twinflow.meshhead.train_audio2mesh")
@@ -177,6 +183,7 @@ def run(args: argparse.Namespace) -> None:
                                   for f, a, b in zip(feats, dataset["seq_start"][:-1], dataset["seq_start"][1:], strict=True)])  # fmt: skip
     stats = (train_feats.mean(0).astype(np.float32), (train_feats.std(0) + 1e-5).astype(np.float32))
     windows = Windows(dataset, feats, z, stats, cfg, device, cfg.val_fraction)
+    seed_everything(args.seed)  # the weights' init (the loop reseeds before training)
     model = Audio2Mesh(cfg, basis.n_out, len(dataset["speakers"]), feats[0].shape[1]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = max(1, min(100, steps // 20))

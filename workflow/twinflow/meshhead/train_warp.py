@@ -25,7 +25,7 @@ from twinflow.meshhead.common import add_common, load_npz, setup_torch
 from twinflow.meshhead.presets import PRESETS, WarpConfig, warp_preset
 from twinflow.meshhead.warp import VGG19, ImageLoss, WarpGenerator, mouth_boxes
 from twinflow.presets import parse_overrides, preset_dict
-from twinflow.train import LoopConfig, load_checkpoint, run_training
+from twinflow.train import LoopConfig, load_checkpoint, run_training, seed_everything
 
 log = logging.getLogger("twinflow.meshhead.train_warp")
 
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> None:
     train = np.flatnonzero(data["split"] == 0)
     source_index = int(data["source_index"])
     mouth = data["mouth_kp"].tolist()
+    seed_everything(args.seed)  # the weights' init (the loop reseeds before training)
     model = WarpGenerator(kp.shape[1], cfg).to(device)
     loss_fn = ImageLoss(cfg, perceptual_net(cfg, args.registry)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))

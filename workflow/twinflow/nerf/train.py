@@ -45,7 +45,7 @@ from twinflow.nerf.model import (
 from twinflow.nerf.network import TorsoField
 from twinflow.nerf.presets import NerfConfig, get_preset
 from twinflow.nerf.rays import pixel_rays
-from twinflow.train import LoopConfig, load_checkpoint, run_training
+from twinflow.train import LoopConfig, load_checkpoint, run_training, seed_everything
 
 log = logging.getLogger("twinflow.nerf.train")
 STAGES = ("head", "lips", "torso")
@@ -127,6 +127,7 @@ def head_loss(
 def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, Any]) -> None:
     stage = args.stage
     n_codes = data.n_frames
+    seed_everything(args.seed)  # the weights' init (the loop reseeds before training)
     head = new_head(cfg, data.features.shape[-1], n_codes, device)
     steps = (
         args.steps
@@ -183,6 +184,7 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
     head = load_head(init, device)
     head.requires_grad_(False)
     meta["init"] = {"path": str(args.init), "steps": int(init["steps"])}
+    seed_everything(args.seed)
     torso = TorsoField(cfg, data.n_frames).to(device)
     steps = args.steps if args.steps is not None else cfg.torso_steps
     opt = adamw(torso.param_groups(cfg.lr, cfg.lr_net))
