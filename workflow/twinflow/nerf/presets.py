@@ -25,10 +25,13 @@ Differences, all deliberate:
 fewer samples and a few thousand steps, ER-NeRF's 4-dim per-frame codes, and audio-window
 augmentation (``audio_dropout``, ``audio_noise``; not in ER-NeRF, 0 in ``paper``). On talk_d6, in
 14.5 CPU minutes, the augmentation lifts the held-out head PSNR from 22.9 dB (with or without the
-codes) to 23.55-23.94 dB in all 8 one-thread runs over six settings (two runs with 2 torch threads
-did worse, not yet explained), and at 0.3 / 0.3 the lip landmark distance falls below the
-mean-audio baseline's (3 of 3 one-thread runs): without it the short run's audio network learns to
-tell the training frames apart. ``paper`` renders the whole frame (``crop_scale: 0``).
+codes) to 23.55-23.94 dB in all 8 one-thread runs over six settings, and at 0.3 / 0.3 the lip
+landmark distance falls below the mean-audio baseline's (3 of 3 one-thread runs): without it the
+short run's audio network learns to tell the training frames apart. Runs with 2 torch threads did
+worse in the audio path (3 of 3, 0.5-1.2 dB under their own mean-audio baseline; the baseline
+itself at 23.9-24.0), also after the weights' initialisation was seeded; one training step gives
+the same gradients with 1 and 2 threads, so the cause is still open. ``paper`` renders the whole
+frame (``crop_scale: 0``).
 """
 
 from __future__ import annotations
