@@ -1,7 +1,7 @@
 """Acceptance measurement of the nerf pipeline on a real talking clip (tiny preset, CPU).
 
 ``python -m twinflow.nerf.acceptance [--video ../shared/data/talk_d6.mp4] [--minutes 15]
-[--workdir /tmp/twinflow-nerf-acceptance] [--cores 2] [--threads 2] [--overrides JSON]``
+[--workdir /tmp/twinflow-nerf-acceptance] [--cores 2] [--threads 1] [--overrides JSON]``
 
 Builds a throw-away project around the clip (one twin, one nerf render), runs the real workflow
 (``snakemake``: preprocessing, perception, nerf) up to ``results/<twin>/nerf/metrics.json``
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=14.5, help="training budget (max_minutes)")
     p.add_argument("--workdir", default="/tmp/twinflow-nerf-acceptance")
     p.add_argument("--cores", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2, help="torch threads per nerf job")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per nerf job")
     p.add_argument(
         "--overrides", type=json.loads, default=None, help='preset fields, e.g. {"rays": 4096}'
     )
