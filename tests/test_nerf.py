@@ -74,6 +74,33 @@ def test_volume_rendering_occludes_behind_an_opaque_layer():
 # --- tri-plane encoders -----------------------------------------------------------------------
 
 
+def test_early_termination_keeps_the_samples_in_front_of_an_opaque_layer():
+    """Rays along z through empty space (z < 0.2), then an opaque slab: the stride-2 density pass
+    keeps every sample in front of the slab and its first samples, and drops the rest."""
+    from twinflow.nerf.model import Conditions, new_head, visible
+    from twinflow.nerf.presets import get_preset
+
+    head = new_head(get_preset("tiny"), 32, 4, "cpu")
+    head.density = lambda x, aud, eye: (
+        torch.where(x[:, 2] > 0.2, 1e3, 0.0),
+        None,
+        None,
+        None,
+    )
+    n = 32
+    t = (torch.arange(n) + 0.5) / n * 2 - 1  # z of the samples, -1..1
+    x = torch.stack([torch.zeros(n), torch.zeros(n), t], -1)[None].expand(3, n, 3)
+    deltas = torch.full((3, n), 2 / n)
+    cond = Conditions(torch.zeros(3, 32), torch.zeros(3, 1), torch.zeros(3, 4))
+    keep = visible(head, x, deltas, torch.ones(3, n, dtype=torch.bool), cond, 1e-3)
+    first = int((t > 0.2).nonzero()[0])  # the first sample inside the slab
+    assert keep[:, :first].all()  # nothing in front of the surface is dropped
+    assert keep[:, first].all()  # the surface itself is rendered
+    assert not keep[:, first + 4 :].any()  # samples deep inside are skipped
+    empty = visible(head, x, deltas, torch.zeros(3, n, dtype=torch.bool), cond, 1e-3)
+    assert empty.all()  # nothing occupied: nothing can hide anything
+
+
 @pytest.mark.parametrize("kind", ["dense", "hash"])
 def test_triplane_shapes_and_gradients(kind):
     torch.manual_seed(0)

@@ -125,8 +125,8 @@ def visible(
     ``occupied (R, S)`` bool.
 
     On a trained talk_d6 model, stride 2 keeps 36% of the samples (exact, stride 1: 32%) and
-    changes rendered pixels by at most 0.6/255 (mean 0.001/255); half the pass makes a CPU
-    training step about 20% cheaper."""
+    changes rendered pixels by at most 0.6/255 (mean 0.001/255); a CPU training step from that
+    model (2 threads) took 94 ms instead of 126 ms with the exact pass."""
     r, n = occupied.shape
     k = PREPASS_STRIDE
     coarse = occupied[:, ::k]
