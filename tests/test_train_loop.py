@@ -82,3 +82,65 @@ def test_checkpoint_metadata_mismatch_is_a_clear_error(tmp_path):
     run_training({"m": model}, {"m": opt}, step, LoopConfig(steps=5), final, {"features": "logmel"})
     with pytest.raises(CheckpointError, match="features='logmel'.*features='hubert'"):
         load_checkpoint(final, expect={"features": "hubert"})
+
+
+def noisy_problem(seed: int = 0):
+    """A linear fit with a fresh noisy batch every step: the last weights jitter, their
+    average does not."""
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    w = torch.tensor([[1.0], [-2.0], [0.5]])
+
+    def step(i: int) -> dict[str, float]:
+        g = torch.Generator().manual_seed(1000 + i)
+        x = torch.randn(8, 3, generator=g)
+        y = x @ w + 0.5 * torch.randn(8, 1, generator=g)
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return {"mse": loss.item()}
+
+    return model, opt, step, w
+
+
+def test_ema_checkpoint_holds_the_running_average_of_the_weights(tmp_path):
+    model, opt, step, w = noisy_problem()
+    decay = 0.9
+    manual: list[torch.Tensor] = []
+
+    def tracking_step(i):
+        out = step(i)
+        p = model.weight.detach().clone()
+        manual.append(p if not manual else decay * manual[-1] + (1 - decay) * p)
+        return out
+
+    cfg = LoopConfig(steps=300, ema_decay=decay)
+    run_training({"m": model}, {"m": opt}, tracking_step, cfg, tmp_path / "m.pt", {})
+    saved = load_checkpoint(tmp_path / "m.pt")["modules"]["m"]
+    assert torch.allclose(saved["weight"], manual[-1], atol=1e-6)
+    assert not torch.allclose(saved["weight"], model.weight), "the raw weights are not saved"
+    # the average is closer to the true weights than the jittering last step
+    assert (saved["weight"] - w.T).norm() < (model.weight.detach() - w.T).norm()
+
+
+def test_ema_survives_an_interruption(tmp_path):
+    cfg = LoopConfig(steps=120, save_every=40, ema_decay=0.95)
+    model, opt, step, _ = noisy_problem()
+
+    def dying_step(i):
+        if i == 90:
+            raise Interrupt
+        return step(i)
+
+    with pytest.raises(Interrupt):
+        run_training({"m": model}, {"m": opt}, dying_step, cfg, tmp_path / "m.pt", {})
+    model2, opt2, step2, _ = noisy_problem(seed=5)
+    run_training({"m": model2}, {"m": opt2}, step2, cfg, tmp_path / "m.pt", {})
+    model3, opt3, step3, _ = noisy_problem()
+    run_training({"m": model3}, {"m": opt3}, step3, cfg, tmp_path / "ref.pt", {})
+    resumed = load_checkpoint(tmp_path / "m.pt")["modules"]["m"]
+    reference = load_checkpoint(tmp_path / "ref.pt")["modules"]["m"]
+    for k in reference:
+        assert torch.allclose(resumed[k], reference[k], atol=1e-6), k

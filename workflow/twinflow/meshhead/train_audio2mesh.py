@@ -35,6 +35,7 @@ from twinflow.train import (
     save_checkpoint,
     seed_everything,
 )
+from twinflow.train.ema import ParameterEMA
 from twinflow.train.loop import resume_path
 
 log = logging.getLogger("twinflow.meshhead.train_audio2mesh")
@@ -221,26 +222,15 @@ def run(args: argparse.Namespace) -> None:
         "ema": None,
         "output_scale": 1.0,
     }
+    # the moving average of the weights is validated and kept instead of the raw weights, which
+    # on a few minutes of speech jump from batch to batch; it is part of the resumable state
+    ema = ParameterEMA(model, cfg.ema_decay) if cfg.ema_decay else None
     state_file = resume_path(args.out)
     if state_file.exists():
-        saved = load_checkpoint(state_file)["extra"]
+        saved = load_checkpoint(state_file, map_location=device)["extra"]
         extra["best"] = saved.get("best", extra["best"])
-        if saved.get("ema") is not None:
-            extra["ema"] = {k: v.to(device) for k, v in saved["ema"].items()}
-
-    def update_ema() -> None:
-        """Exponential moving average of the weights: validated and kept instead of the raw
-        weights, which on a few minutes of speech jump from batch to batch."""
-        with torch.no_grad():
-            current = model.state_dict()
-            if extra["ema"] is None:
-                extra["ema"] = {k: v.detach().clone() for k, v in current.items()}
-                return
-            for k, v in current.items():
-                if v.dtype.is_floating_point:
-                    extra["ema"][k].mul_(cfg.ema_decay).add_(v.detach(), alpha=1 - cfg.ema_decay)
-                else:
-                    extra["ema"][k].copy_(v)
+        if ema is not None and saved.get("ema") is not None:
+            ema.load_state_dict(saved["ema"])
 
     def step(i: int) -> dict[str, float]:
         model.train()
@@ -273,11 +263,12 @@ def run(args: argparse.Namespace) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if cfg.ema_decay:
-            update_ema()
+        if ema is not None:
+            ema.update(model)
+            extra["ema"] = ema.state_dict()
         out = {k: v.item() for k, v in losses.items()}
         if windows.val and ((i + 1) % cfg.eval_every == 0 or i + 1 == steps):
-            weights = extra["ema"] if cfg.ema_decay else model.state_dict()
+            weights = ema.state_dict_for(model) if ema is not None else model.state_dict()
             raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
             model.load_state_dict(weights)
             val = float(windows.validate(model, basis, mouth, disp)[0])

@@ -3,7 +3,10 @@
 The stage supplies modules, optimizers and a ``step(i) -> {loss name: value}`` function; the loop
 seeds everything, shows a progress bar, saves a resumable state every ``save_every`` steps next
 to the final checkpoint (``<final>.resume.pt``, not a declared output, so Snakemake keeps it when a
-job is killed), continues from it when rerun, and writes the final checkpoint atomically.
+job is killed), continues from it when rerun, and writes the final checkpoint atomically. With
+``ema_decay`` it keeps an exponential moving average of the parameters
+(:class:`twinflow.train.ema.ParameterEMA`), saved in the resumable state, and the final
+checkpoint holds the averaged parameters.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from twinflow.train.checkpoint import load_checkpoint, save_checkpoint
+from twinflow.train.ema import ParameterEMA
 
 log = logging.getLogger("twinflow.train")
 
@@ -36,6 +40,10 @@ class LoopConfig:
         seed: seed for python, numpy and torch.
         max_minutes: optional wall-clock budget; training stops early (and says so) when spent.
         desc: progress bar label.
+        ema_decay: decay of an exponential moving average of every module's parameters, updated
+            after each step (0: none); the final checkpoint then holds the averages (buffers
+            as trained). A few hundred steps of averaging (0.99-0.998) remove the step-to-step
+            noise that a high learning rate leaves in the last weights.
     """
 
     steps: int
@@ -44,6 +52,7 @@ class LoopConfig:
     seed: int = 0
     max_minutes: float | None = None
     desc: str = "train"
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -99,6 +108,7 @@ def run_training(
     schedulers = schedulers or {}
     state_file = resume_path(final_path)
     seed_everything(cfg.seed)
+    emas = {n: ParameterEMA(m, cfg.ema_decay) for n, m in modules.items()} if cfg.ema_decay else {}
     start_step = 0
     history: list[dict[str, float]] = []
     if state_file.exists():
@@ -109,14 +119,21 @@ def run_training(
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in schedulers.items():
             sched.load_state_dict(state["schedulers"][name])
+        for name, ema in emas.items():
+            if name in state.get("ema", {}):
+                ema.load_state_dict(state["ema"][name])
         _set_rng_state(state["rng"])
         start_step = int(state["steps"])
         history = list(state.get("history", []))
         log.info("resuming %s from step %d (%s)", cfg.desc, start_step, state_file)
 
     def payload(steps: int, with_optim: bool) -> dict[str, Any]:
+        final = not with_optim and emas
         data = {
-            "modules": {n: m.state_dict() for n, m in modules.items()},
+            "modules": {
+                n: emas[n].state_dict_for(m) if final else m.state_dict()
+                for n, m in modules.items()
+            },
             "meta": meta,
             "steps": steps,
             "history": history,
@@ -126,6 +143,7 @@ def run_training(
             data["optimizers"] = {n: o.state_dict() for n, o in optimizers.items()}
             data["schedulers"] = {n: s.state_dict() for n, s in schedulers.items()}
             data["rng"] = _rng_state()
+            data["ema"] = {n: e.state_dict() for n, e in emas.items()}
         return data
 
     for module in modules.values():
@@ -137,6 +155,8 @@ def run_training(
     running: dict[str, float] = {}
     for i in bar:
         losses = step(i)
+        for name, ema in emas.items():
+            ema.update(modules[name])
         for k, v in losses.items():
             running[k] = 0.9 * running.get(k, v) + 0.1 * float(v)
         bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()}, refresh=False)
