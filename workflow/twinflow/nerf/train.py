@@ -254,6 +254,7 @@ def _run(modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta) -> N
         seed=args.seed,
         max_minutes=args.max_minutes,
         desc=f"nerf {args.stage}",
+        ema_decay=cfg.ema_decay,
     )
     result = run_training(modules, optims, step, loop, args.out, meta, schedulers=scheds)
     if result.resumed_from:
