@@ -65,6 +65,7 @@ def test_tiny_project_renders_and_measures(completed):
         "psnr_full",
         "ssim",
         "lmd",
+        "lmd_uncentred",
     }
     assert set(metrics["baselines"]["no_audio"]) == set(metrics["values"])
     render = json.loads((completed / "results/drive/r_nerf/nerf/render.json").read_text())

@@ -54,11 +54,16 @@ def l1(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.abs(_as_float(pred) - _as_float(target)).mean())
 
 
-def landmark_distance(pred: np.ndarray, target: np.ndarray) -> float:
-    """Mean Euclidean distance of corresponding landmarks ``(..., K, 2)`` (LMD, AKD)."""
-    return float(
-        np.linalg.norm(np.asarray(pred, float) - np.asarray(target, float), axis=-1).mean()
-    )
+def landmark_distance(pred: np.ndarray, target: np.ndarray, *, centred: bool = False) -> float:
+    """Mean Euclidean distance of corresponding landmarks ``(..., K, 2)`` (LMD, AKD).
+
+    ``centred``: each set of ``K`` landmarks is moved to its own mean first, so only the shape
+    differs, not the position (the mouth LMD of AD-NeRF / ER-NeRF's evaluation code)."""
+    pred, target = np.asarray(pred, float), np.asarray(target, float)
+    if centred:
+        pred = pred - pred.mean(-2, keepdims=True)
+        target = target - target.mean(-2, keepdims=True)
+    return float(np.linalg.norm(pred - target, axis=-1).mean())
 
 
 def _as_float(img: np.ndarray) -> np.ndarray:

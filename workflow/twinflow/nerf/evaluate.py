@@ -11,11 +11,16 @@ blink and audio, at the dataset's resolution, and compared with the real frames:
 ``psnr``       PSNR on the head region (the parsing's head and face labels of the real frame)
 ``psnr_full``  PSNR of the whole rendered image (crop)
 ``ssim``       SSIM of the whole rendered image (:func:`twinflow.metrics.ssim`)
-``lmd``        landmark distance: the mean distance, in pixels of the normalised video, between
-               the 40 lip landmarks (outer and inner contour) that the perception stage's face
-               mesh (:class:`twinflow.perception.face.FaceRunner`, photo mode) finds on the
-               rendered frame and on the real frame, both scaled from the crop back to frame
-               size in the same way; frames where either has no face are left out and counted.
+``lmd``        lip landmark distance (mouth shape): the mean distance, in pixels of the
+               normalised video, between the 40 lip landmarks (outer and inner contour) that the
+               perception stage's face mesh (:class:`twinflow.perception.face.FaceRunner`, photo
+               mode) finds on the rendered frame and on the real frame, both scaled from the
+               crop back to frame size in the same way, after moving each set of 40 to its mean
+               (as ER-NeRF's ``LMDMeter``): the head pose, and so the mouth's position, is the
+               real frame's for the model and the baseline alike, and the detector's jitter in
+               position on a rendered face would otherwise outweigh the shape. Frames where
+               either has no face are left out and counted.
+``lmd_uncentred``  the same distance without centring (mouth shape and position).
 
 The baseline ``no_audio`` is the same model with every frame's audio features replaced by the
 mean feature window of the training frames (so the audio code is constant: the model's answer
@@ -83,7 +88,8 @@ def evaluate(
 
             # audio codes of the val frames come from their own windows of ``f``
             render_val(head, torso, data, f, val, chunk, keep)
-            psnr_head, psnr_full, ssims, dists = [], [], [], []
+            psnr_head, psnr_full, ssims, dists, dists_abs = [], [], [], [], []
+            per_frame = np.full(len(val), np.nan)
             missing = 0
             for k in range(len(val)):
                 mask = labels[k] >= HEAD
@@ -94,14 +100,18 @@ def evaluate(
                 if lm is None or gt_lmk[k] is None:
                     missing += 1
                     continue
-                dists.append(metrics.landmark_distance(lm, gt_lmk[k]))
+                dists.append(metrics.landmark_distance(lm, gt_lmk[k], centred=True))
+                per_frame[k] = dists[-1]
+                dists_abs.append(metrics.landmark_distance(lm, gt_lmk[k]))
             results[name] = {
                 "psnr": float(np.nanmean(psnr_head)),
                 "psnr_full": float(np.mean(psnr_full)),
                 "ssim": float(np.mean(ssims)),
                 "lmd": float(np.mean(dists)) if dists else float("nan"),
+                "lmd_uncentred": float(np.mean(dists_abs)) if dists else float("nan"),
                 "lmd_frames": len(dists),
                 "lmd_missing": missing,
+                "lmd_per_frame": per_frame,
             }
             frames_out[name] = rendered
     finally:
@@ -114,6 +124,23 @@ def evaluate(
         strip = strip[:, : h - h % 2, : w - w % 2]
         write_video(preview, strip, data.fps, crf=18)
     return results
+
+
+def lmd_blocks(val: np.ndarray, res: dict) -> list[dict]:
+    """``lmd`` of the model and the baseline per contiguous block of val frames ``(V,)``: the
+    audio may help on speech and lose where the person pulls faces, which one number hides."""
+    from twinflow.nerf.speech_probe import contiguous_blocks
+
+    where = {int(f): k for k, f in enumerate(val)}
+    out = []
+    for block in contiguous_blocks(val):
+        part = [where[int(f)] for f in block]
+        row = {"frames": [int(block[0]), int(block[-1])]}
+        for name in ("model", "no_audio"):
+            d = res[name]["lmd_per_frame"][part]
+            row[name] = float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
+        out.append(row)
+    return out
 
 
 def render_val(head, torso, data, feats, val, chunk, callback) -> None:
@@ -147,7 +174,7 @@ def run(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     res = evaluate(head, torso, data, data.features, args.chunk or head.cfg.chunk, args.preview)
     seconds = time.perf_counter() - t0
-    keys = ("psnr", "psnr_full", "ssim", "lmd")
+    keys = ("psnr", "psnr_full", "ssim", "lmd", "lmd_uncentred")
     values = {k: res["model"][k] for k in keys}
     base = {k: res["no_audio"][k] for k in keys}
     write_metrics(
@@ -156,7 +183,13 @@ def run(args: argparse.Namespace) -> None:
         twin=args.twin,
         values=values,
         baselines={"no_audio": base},
-        better={"psnr": "higher", "psnr_full": "higher", "ssim": "higher", "lmd": "lower"},
+        better={
+            "psnr": "higher",
+            "psnr_full": "higher",
+            "ssim": "higher",
+            "lmd": "lower",
+            "lmd_uncentred": "lower",
+        },
         measured={
             "split": data.info.get("split_rule")
             or "val: perception's held-out blocks of frames, never trained on",
@@ -169,7 +202,8 @@ def run(args: argparse.Namespace) -> None:
                 "labels of the real frame, psnr_full and ssim on the whole image at the "
                 "dataset resolution; lmd: mean distance (pixels of the normalised video) of the "
                 "40 lip landmarks of the perception face mesh on rendered and real crops, both "
-                "upscaled to the crop size"
+                "upscaled to the crop size, each set moved to its mean first (mouth shape, as "
+                "ER-NeRF's LMDMeter); lmd_uncentred: the same without centring"
             ),
             "baseline": (
                 "no_audio: the same model with every frame's audio features replaced by the "
@@ -183,6 +217,7 @@ def run(args: argparse.Namespace) -> None:
                 "model": res["model"]["lmd_missing"],
                 "no_audio": res["no_audio"]["lmd_missing"],
             },
+            "lmd_blocks": lmd_blocks(data.val_idx.cpu().numpy(), res),
             "checkpoint_steps": steps,
             "seconds": seconds,
         },
