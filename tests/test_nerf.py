@@ -268,6 +268,79 @@ def test_structural_patch_loss_is_zero_for_identical_patches_and_has_gradients()
     assert structural_patch_loss(blurred, gt) > structural_patch_loss(gt * 0.98, gt)
 
 
+def test_uncertainty_weighting_starts_as_plain_mse_and_ends_on_the_uncertain_rays():
+    from twinflow.nerf.losses import uncertainty_weighted_mse
+
+    torch.manual_seed(0)
+    gt = torch.rand(6, 3)
+    pred = (gt + 0.1).requires_grad_(True)  # the same error on every ray
+    unc = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 3.0])
+    face = torch.tensor([True] * 6)
+    plain = torch.nn.functional.mse_loss(pred, gt)
+    start = uncertainty_weighted_mse(pred, gt, unc, face, progress=0.0)
+    assert start.item() == pytest.approx(plain.item(), rel=1e-6)
+    uncertainty_weighted_mse(pred, gt, unc, face, progress=1.0).backward()
+    g = pred.grad.abs().sum(-1)
+    assert g[5] > 5 * g[0]  # the uncertain ray weighs most (softmax weights, up to 10x)
+    assert torch.allclose(g[:5], g[0].expand(5))
+
+
+def test_fitted_uncertainty_grows_with_a_face_rays_error_and_vanishes_off_the_face():
+    from twinflow.nerf.losses import uncertainty_weighted_mse
+
+    gt = torch.zeros(3, 3)
+    pred = torch.tensor([[0.05] * 3, [0.5] * 3, [0.5] * 3])  # small / large / large error
+    face = torch.tensor([True, True, False])
+    raw = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.Adam([raw], lr=0.05)
+    for _ in range(400):
+        opt.zero_grad()
+        uncertainty_weighted_mse(pred, gt, torch.nn.functional.softplus(raw), face, 1.0).backward()
+        opt.step()
+    u = torch.nn.functional.softplus(raw).detach()
+    assert u[1] > u[0] + 0.2  # larger error on the face, larger uncertainty
+    assert u[2] < 0.2 * u[1]  # off the face only the small penalty acts
+
+
+def test_uncertainty_is_rendered_while_training_and_trains_only_its_own_network():
+    from twinflow.nerf.model import Conditions, new_head, render_head_rays
+    from twinflow.nerf.presets import get_preset
+
+    torch.manual_seed(0)
+    cfg = get_preset("tiny", {"n_samples": 16, "min_transmittance": 0.0})
+    head = new_head(cfg, 8, 2, "cpu").train()
+    o = torch.zeros(64, 3)
+    o[:, 2] = 3.0
+    d = torch.nn.functional.normalize(torch.randn(64, 3) * 0.1 + torch.tensor([0, 0, -1.0]), dim=-1)
+    cond = Conditions(torch.randn(64, cfg.audio_dim), torch.zeros(64, 1), torch.zeros(64, 4))
+    box = torch.tensor([1.0, 1.0, 1.0])
+    out = render_head_rays(head, o, d, cond, box, perturb=False)
+    assert out["uncertainty"].shape == (64,) and (out["uncertainty"] >= 0).all()
+    out["uncertainty"].sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head.unc_net.parameters())
+    for name, p in head.named_parameters():  # the field itself is not moved by it
+        if not name.startswith("unc_net"):
+            assert p.grad is None or p.grad.abs().sum() == 0, name
+    head.eval()
+    assert "uncertainty" not in render_head_rays(head, o, d, cond, box, perturb=False)
+    off = new_head(get_preset("tiny", {"unc_loss": False}), 8, 2, "cpu")
+    assert off.unc_net is None
+
+
+def test_lmd_is_reported_per_block_of_val_frames():
+    from twinflow.nerf.evaluate import lmd_blocks
+
+    val = np.array([50, 51, 10, 11, 12])  # any order; blocks are runs of consecutive frames
+    res = {
+        "model": {"lmd_per_frame": np.array([4.0, 5.0, 1.0, 2.0, np.nan])},  # nan: no face
+        "no_audio": {"lmd_per_frame": np.full(5, 2.0)},
+    }
+    assert lmd_blocks(val, res) == [
+        {"frames": [10, 12], "model": 1.5, "no_audio": 2.0},
+        {"frames": [50, 51], "model": 4.5, "no_audio": 2.0},
+    ]
+
+
 def test_vgg_patch_loss_without_weights_is_a_clear_error(tmp_path):
     from twinflow.errors import ModelFileError
     from twinflow.nerf.losses import make_patch_loss

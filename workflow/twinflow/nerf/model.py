@@ -66,7 +66,8 @@ def render_head_rays(
     perturb: bool,
 ) -> dict[str, torch.Tensor]:
     """Head colour ``rgb (R, 3)`` (premultiplied), opacity ``acc (R,)``, ``depth``, and the
-    rendered audio attention norm ``amb_aud (R,)`` / eye attention ``amb_eye`` of rays.
+    rendered audio attention norm ``amb_aud (R,)`` / eye attention ``amb_eye`` of rays; while
+    the head trains with ``unc_loss``, also the rendered ``uncertainty (R,)``.
 
     ``n_samples`` stratified samples per ray inside the head box; samples in cells the occupancy
     grid marks empty are skipped (density 0), and so are samples behind the point where the
@@ -89,7 +90,9 @@ def render_head_rays(
         keep = keep & visible(head, x, deltas, keep, c, cfg.min_transmittance)
     flat = torch.nonzero(keep.flatten())[:, 0]
     ray = torch.div(flat, n, rounding_mode="floor")
-    sig, geo, att, eye_att = head.density(x.reshape(-1, 3)[flat], c.aud[ray], c.eye[ray])
+    xs = x.reshape(-1, 3)[flat]
+    f = head.encoder(xs)
+    sig, geo, att, eye_att = head.density(xs, c.aud[ray], c.eye[ray], f=f)
     rgb = head.color(d[ray], geo, c.code[ray])
     sigma = x.new_zeros(rh * n).index_put((flat,), sig).view(rh, n)
     colors = x.new_zeros(rh * n, 3).index_put((flat,), rgb).view(rh, n, 3)
@@ -98,7 +101,7 @@ def render_head_rays(
     att_s = x.new_zeros(rh * n).index_put((flat,), att).view(rh, n)
     eye_s = x.new_zeros(rh * n).index_put((flat,), eye_att).view(rh, n)
     put = lambda full, part: full.index_put((hit_idx,), part)  # noqa: E731
-    return {
+    result = {
         "rgb": put(out["rgb"], res["rgb"]),
         "acc": put(out["acc"], res["acc"]),
         "depth": put(out["depth"], res["depth"]),
@@ -106,6 +109,10 @@ def render_head_rays(
         "amb_eye": put(out["amb_eye"], (w * eye_s).sum(1)),
         "samples": torch.tensor(float(len(flat)) / max(rh * n, 1)),
     }
+    if head.unc_net is not None and head.training:
+        unc_s = x.new_zeros(rh * n).index_put((flat,), head.uncertainty(f)).view(rh, n)
+        result["uncertainty"] = put(origins.new_zeros(r), (w.detach() * unc_s).sum(1))
+    return result
 
 
 @torch.no_grad()

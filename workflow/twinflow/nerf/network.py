@@ -9,6 +9,11 @@ frame, the eye (blink) value ``e`` and a view direction ``d``::
     e_x = e * sigmoid(EyeAttention(f))                  # the blink acts where the eyes are
     sigma, g = SigmaNet([f, a_x, e_x])                  # density (exp), geometry feature
     rgb = sigmoid(ColorNet([SH(d), g, code_frame]))     # a per-frame code (optional) for lighting
+    u = softplus(UncNet(stop_grad(f)))                   # training only: how hard this point is
+
+The uncertainty ``u`` (ER-NeRF's ``unc_net``, built when ``unc_loss`` is on) reads the spatial
+feature without letting gradients into it; rendered along a ray it weighs that ray's colour loss
+(:func:`twinflow.nerf.losses.uncertainty_weighted_mse`). Rendering for output never evaluates it.
 
 Audio (:class:`AudioEncoder`): a window of 16 feature vectors ``[16, C]`` per video frame goes
 through 1-D convolutions over time to a ``audio_dim`` code (ER-NeRF's AudioNet); the codes of
@@ -161,6 +166,7 @@ class HeadField(nn.Module):
         self.color_net = MLP(16 + cfg.geo_dim + cfg.ind_dim, 3, cfg.color_hidden, cfg.color_layers)
         self.codes = nn.Parameter(torch.zeros(max(n_codes, 1), cfg.ind_dim))
         self.occupancy = OccupancyGrid(cfg.occ_res)
+        self.unc_net = MLP(d, 1, 32, 2) if cfg.unc_loss else None
 
     # -- audio ----------------------------------------------------------------------------
     def audio_codes(
@@ -198,16 +204,23 @@ class HeadField(nn.Module):
         return self.codes[frames]
 
     # -- field ----------------------------------------------------------------------------
-    def density(self, x, aud, eye):
+    def density(self, x, aud, eye, f: torch.Tensor | None = None):
         """Points ``x (P, 3)`` in [-1, 1], per-point audio codes ``aud (P, A)`` and blink
         ``eye (P, 1)`` -> ``sigma (P,)``, geometry features ``(P, geo_dim)``, the norm of the
-        audio attention ``(P,)`` and the eye attention ``(P,)``."""
-        f = self.encoder(x)
+        audio attention ``(P,)`` and the eye attention ``(P,)``. ``f``: the tri-plane features
+        of ``x`` when the caller has them already."""
+        if f is None:
+            f = self.encoder(x)
         att = self.aud_att(f)
         eye_att = torch.sigmoid(self.eye_att(f))
         h = self.sigma_net(torch.cat([f, aud * att, eye * eye_att], -1))
         sigma = torch.exp(h[:, 0].clamp(max=15.0))
         return sigma, h[:, 1:], att.norm(dim=-1), eye_att[:, 0]
+
+    def uncertainty(self, f: torch.Tensor) -> torch.Tensor:
+        """Per-point uncertainty ``(P,)`` >= 0 from tri-plane features ``f`` (no gradient reaches
+        ``f``); requires ``unc_loss``."""
+        return torch.nn.functional.softplus(self.unc_net(f.detach())[:, 0])
 
     def color(self, d, geo, code):
         """Unit view directions ``d (P, 3)``, geometry features, frame codes -> rgb ``(P, 3)``."""

@@ -94,6 +94,8 @@ class NerfConfig:
             attention outside the face) regularisers.
         head_ray_fraction: share of a step's rays drawn on the head (parsing head and face);
         mouth_ray_fraction: share drawn inside the mouth box (more signal for the audio path).
+        unc_loss: ER-NeRF's uncertainty-aware loss in the head stage (an uncertainty network
+            weighs each ray's colour loss; :func:`twinflow.nerf.losses.uncertainty_weighted_mse`).
 
     Torso:
         torso_encoder, torso_levels, torso_channels, torso_base_res, torso_finest_res,
@@ -164,6 +166,7 @@ class NerfConfig:
     save_every: int = 200
     log_every: int = 50
     ema_decay: float = 0.0
+    unc_loss: bool = False
 
 
 PRESETS: dict[str, NerfConfig] = {
@@ -226,6 +229,7 @@ PRESETS: dict[str, NerfConfig] = {
         save_every=200,
         log_every=50,
         ema_decay=0.99,
+        unc_loss=True,
     ),
     "paper": NerfConfig(
         res=512,
@@ -286,6 +290,7 @@ PRESETS: dict[str, NerfConfig] = {
         save_every=1000,
         log_every=500,
         ema_decay=0.95,
+        unc_loss=True,
     ),
 }
 

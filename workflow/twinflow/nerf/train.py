@@ -6,7 +6,8 @@
 
 ``head``   the audio-driven head field from scratch: random rays (``head_ray_fraction`` on the
            head), composited over the frame with its head replaced by the background plate;
-           loss: MSE + ``lambda_mask`` x BCE(opacity, head mask) + ``lambda_entropy`` x opacity
+           loss: MSE (weighted by the rendered uncertainty with ``unc_loss``,
+           :func:`twinflow.nerf.losses.uncertainty_weighted_mse`) + ``lambda_mask`` x BCE(opacity, head mask) + ``lambda_entropy`` x opacity
            entropy + ``lambda_amb`` x audio attention outside the face (ER-NeRF's ambient loss).
 ``lips``   continues from ``--init head.pt``: every other step a ``patch x patch`` grid of rays
            over the mouth of each frame with ``MSE + lambda_patch x patch loss``
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from twinflow.errors import TwinflowError
 from twinflow.nerf.data import NerfData, RayBatch
-from twinflow.nerf.losses import binary_entropy, make_patch_loss
+from twinflow.nerf.losses import binary_entropy, make_patch_loss, uncertainty_weighted_mse
 from twinflow.nerf.model import (
     head_conditions,
     load_head,
@@ -91,8 +92,10 @@ def head_loss(
     smooth: bool,
     patch_loss=None,
     gen: torch.Generator | None = None,
+    progress: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of the head (and lips) stage on one ray batch."""
+    """Loss of the head (and lips) stage on one ray batch; ``progress`` in [0, 1] of the stage
+    ramps the uncertainty weighting in (ER-NeRF's ``step_factor``)."""
     o, d = pixel_rays(data.c2w[batch.frames], data.intrinsics, batch.uv)
     cond = head_conditions(
         head, data.features, batch.frames, data.blink, smooth=smooth, codes_for=batch.frames,
@@ -102,8 +105,13 @@ def head_loss(
     pred = out["rgb"] + (1 - out["acc"][:, None]) * batch.bg
     mse = F.mse_loss(pred, batch.rgb)
     head_mask = (batch.labels >= 2).float()
-    loss = mse
     parts = {"mse": mse.item()}
+    if "uncertainty" in out and patch_loss is None:  # ER-NeRF: not while fine-tuning the lips
+        face = batch.labels == 3
+        loss = uncertainty_weighted_mse(pred, batch.rgb, out["uncertainty"], face, progress)
+        parts["unc"] = float(out["uncertainty"][face].mean()) if face.any() else 0.0
+    else:
+        loss = mse
     if cfg.lambda_mask > 0:
         bce = F.binary_cross_entropy(out["acc"].clamp(1e-5, 1 - 1e-5), head_mask)
         loss = loss + cfg.lambda_mask * bce
@@ -169,8 +177,9 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
             )
         opt.zero_grad(set_to_none=True)
         loss, parts = head_loss(
-            head, data, batch, cfg, smooth=smooth, patch_loss=patch_loss, gen=gen
-        )
+            head, data, batch, cfg, smooth=smooth, patch_loss=patch_loss, gen=gen,
+            progress=progress(i),
+        )  # fmt: skip
         loss.backward()
         opt.step()
         sched.step()
