@@ -386,6 +386,9 @@ def test_plan_resolves_settings_and_rejects_bad_options():
     s = plan.settings(config)
     assert s.name == "tiny" and s.steps["head"] == 7 and s.steps["lips"] == s.preset.lips_steps
     assert s.max_minutes_arg("torso") == "--max-minutes 2"
+    assert (
+        s.seed == 0 and plan.settings({**config, "nerf": {**config["nerf"], "seed": 5}}).seed == 5
+    )
     good = Render("r1", "t", "nerf", driving_audio="a.wav", options={"paste": "full"})
     other = Render("r2", "t", "nerf", driving_audio="a.wav")
     assert plan.paste_mode(good, s) == "full" and plan.paste_mode(other, s) == "head"

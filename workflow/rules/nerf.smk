@@ -121,13 +121,14 @@ rule nerf_train_head:
         steps=NERF.steps["head"],
         max_minutes=NERF.max_minutes_arg("head"),
         save_every=NERF.save_every,
+        seed=NERF.seed,
         registry=config["models"]["registry"],
     shell:
         "python -m twinflow.nerf.train --stage {params.stage} --twin {wildcards.twin}"
         " --dataset {input.dataset} --frames {input.frames} --features {input.features}"
         " {params.init} --preset {params.preset} {params.overrides} --steps {params.steps}"
-        " {params.max_minutes} --save-every {params.save_every} --threads {threads}"
-        " --registry {params.registry} --out {output.model} > {log} 2>&1"
+        " {params.max_minutes} --save-every {params.save_every} --seed {params.seed}"
+        " --threads {threads} --registry {params.registry} --out {output.model} > {log} 2>&1"
 
 
 use rule nerf_train_head as nerf_train_lips with:
@@ -154,6 +155,7 @@ use rule nerf_train_head as nerf_train_lips with:
         steps=NERF.steps["lips"],
         max_minutes=NERF.max_minutes_arg("lips"),
         save_every=NERF.save_every,
+        seed=NERF.seed,
         registry=config["models"]["registry"],
 
 
@@ -181,6 +183,7 @@ use rule nerf_train_head as nerf_train_torso with:
         steps=NERF.steps["torso"],
         max_minutes=NERF.max_minutes_arg("torso"),
         save_every=NERF.save_every,
+        seed=NERF.seed,
         registry=config["models"]["registry"],
 
 

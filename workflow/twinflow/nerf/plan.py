@@ -29,6 +29,7 @@ class NerfSettings:
     save_every: int
     threads: int
     paste: str
+    seed: int = 0
 
     @property
     def set_args(self) -> str:
@@ -93,6 +94,7 @@ def settings(config: dict) -> NerfSettings:
         save_every=int(section.get("save_every") or preset.save_every),
         threads=int(section.get("threads") or 1),
         paste=paste,
+        seed=int(section.get("seed") or 0),
     )
 
 
