@@ -33,10 +33,12 @@ audio attention was as large on the hair as on the face (0.67 vs 0.75), and on t
 the audio moved the hair edge more than the mouth (mean absolute change 3.5 vs 2.1 grey levels in a
 two-thread run that ended 0.85 dB under its own mean-audio baseline). ``tiny`` uses 1e-2, where
 the hair changes half as much as the mouth, and keeps a moving average of its weights
-(``ema_decay`` 0.99): two 14.5-minute runs (1 and 2 threads) reached 24.08 and 24.07 dB head PSNR,
-at their mean-audio baselines, and 23.9-24.0 dB on the whole image; their lip landmark distance
-was 0.2 px above the baseline's (the audio helps on 2-3 of the 4 val blocks and loses on one where
-the person pulls faces). ``paper`` renders the whole frame (``crop_scale: 0``).
+(``ema_decay`` 0.99); with ER-NeRF's uncertainty-aware loss (``unc_loss``), 14.5-minute runs
+reached 24.05 and 24.13 dB head PSNR (seed 0, 1 and 2 threads; 4254 and 4573 head steps) and
+23.68 dB (seed 1, on a slower VM: 2976 head steps), within 0.3 dB of their mean-audio baselines;
+their centred lip landmark distance was within 0.15 px of the baseline's, on either side (the
+audio helps on the spoken val blocks and loses on one where the person pulls faces).
+``paper`` renders the whole frame (``crop_scale: 0``).
 """
 
 from __future__ import annotations
