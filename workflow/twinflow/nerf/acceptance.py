@@ -157,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             "psnr_head_ge_24": metrics["values"]["psnr"] >= 24.0,
             "lmd_below_baseline": metrics["values"]["lmd"]
             < metrics["baselines"]["no_audio"]["lmd"],
-            # not a target: the distance before centring (mouth position and shape)
-            "lmd_uncentred_below_baseline": metrics["values"]["lmd_uncentred"]
-            < metrics["baselines"]["no_audio"]["lmd_uncentred"],
         },
+        # not a target: the distance before centring (mouth position and shape)
+        "lmd_uncentred_below_baseline": metrics["values"]["lmd_uncentred"]
+        < metrics["baselines"]["no_audio"]["lmd_uncentred"],
     }
     (workdir / "acceptance.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

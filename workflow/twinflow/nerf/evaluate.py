@@ -88,30 +88,28 @@ def evaluate(
 
             # audio codes of the val frames come from their own windows of ``f``
             render_val(head, torso, data, f, val, chunk, keep)
-            psnr_head, psnr_full, ssims, dists, dists_abs = [], [], [], [], []
-            per_frame = np.full(len(val), np.nan)
-            missing = 0
+            psnr_head, psnr_full, ssims = [], [], []
+            centred = np.full(len(val), np.nan)  # nan: no face on the render or the frame
+            uncentred = np.full(len(val), np.nan)
             for k in range(len(val)):
                 mask = labels[k] >= HEAD
                 psnr_head.append(metrics.psnr(rendered[k], gt[k], mask) if mask.any() else np.nan)
                 psnr_full.append(metrics.psnr(rendered[k], gt[k]))
                 ssims.append(metrics.ssim(rendered[k], gt[k]))
                 lm = lips(rendered[k])
-                if lm is None or gt_lmk[k] is None:
-                    missing += 1
-                    continue
-                dists.append(metrics.landmark_distance(lm, gt_lmk[k], centred=True))
-                per_frame[k] = dists[-1]
-                dists_abs.append(metrics.landmark_distance(lm, gt_lmk[k]))
+                if lm is not None and gt_lmk[k] is not None:
+                    centred[k] = metrics.landmark_distance(lm, gt_lmk[k], centred=True)
+                    uncentred[k] = metrics.landmark_distance(lm, gt_lmk[k])
+            found = int(np.isfinite(centred).sum())
             results[name] = {
                 "psnr": float(np.nanmean(psnr_head)),
                 "psnr_full": float(np.mean(psnr_full)),
                 "ssim": float(np.mean(ssims)),
-                "lmd": float(np.mean(dists)) if dists else float("nan"),
-                "lmd_uncentred": float(np.mean(dists_abs)) if dists else float("nan"),
-                "lmd_frames": len(dists),
-                "lmd_missing": missing,
-                "lmd_per_frame": per_frame,
+                "lmd": float(np.nanmean(centred)) if found else float("nan"),
+                "lmd_uncentred": float(np.nanmean(uncentred)) if found else float("nan"),
+                "lmd_frames": found,
+                "lmd_missing": len(val) - found,
+                "lmd_per_frame": centred,
             }
             frames_out[name] = rendered
     finally:

@@ -114,11 +114,12 @@ def uncertainty_weighted_mse(
     ``pred, gt (R, 3)``, rendered ``uncertainty (R,)`` >= 0, ``face (R,)`` bool, training
     ``progress`` in [0, 1]; ``floor`` is the weight every ray keeps (ER-NeRF: 0.2)."""
     s = float(min(max(progress, 0.0), 1.0))
-    mse = ((pred - gt) ** 2).mean(-1)
+    diff = pred - gt
+    mse = (diff**2).mean(-1)
     weight = len(uncertainty) * torch.softmax(uncertainty.detach(), 0)
     scale = floor + (1 - floor) * ((1 - s) + s * weight).clamp(0, 10)
     beta = 1 + uncertainty
-    err = torch.linalg.vector_norm((pred - gt).detach(), dim=-1)
+    err = torch.linalg.vector_norm(diff.detach(), dim=-1)
     fit = err / (2 * beta**2) + torch.log(beta) ** 2 / 2
     face = face.to(pred.dtype)
     return (mse * scale + s * (face * fit + 1e-3 * (1 - face) * uncertainty)).mean()

@@ -7,8 +7,9 @@
 ``head``   the audio-driven head field from scratch: random rays (``head_ray_fraction`` on the
            head), composited over the frame with its head replaced by the background plate;
            loss: MSE (weighted by the rendered uncertainty with ``unc_loss``,
-           :func:`twinflow.nerf.losses.uncertainty_weighted_mse`) + ``lambda_mask`` x BCE(opacity, head mask) + ``lambda_entropy`` x opacity
-           entropy + ``lambda_amb`` x audio attention outside the face (ER-NeRF's ambient loss).
+           :func:`twinflow.nerf.losses.uncertainty_weighted_mse`) + ``lambda_mask`` x
+           BCE(opacity, head mask) + ``lambda_entropy`` x opacity entropy + ``lambda_amb`` x
+           audio attention outside the face (ER-NeRF's ambient loss).
 ``lips``   continues from ``--init head.pt``: every other step a ``patch x patch`` grid of rays
            over the mouth of each frame with ``MSE + lambda_patch x patch loss``
            (:mod:`twinflow.nerf.losses`), the other steps as ``head``; learning rate decays to
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 
 from twinflow.errors import TwinflowError
 from twinflow.nerf.data import NerfData, RayBatch
+from twinflow.nerf.dataset import FACE, HEAD
 from twinflow.nerf.losses import binary_entropy, make_patch_loss, uncertainty_weighted_mse
 from twinflow.nerf.model import (
     head_conditions,
@@ -104,10 +106,10 @@ def head_loss(
     out = render_head_rays(head, o, d, cond, data.box, perturb=True)
     pred = out["rgb"] + (1 - out["acc"][:, None]) * batch.bg
     mse = F.mse_loss(pred, batch.rgb)
-    head_mask = (batch.labels >= 2).float()
+    head_mask = (batch.labels >= HEAD).float()
+    face = batch.labels == FACE
     parts = {"mse": mse.item()}
     if "uncertainty" in out and patch_loss is None:  # ER-NeRF: not while fine-tuning the lips
-        face = batch.labels == 3
         loss = uncertainty_weighted_mse(pred, batch.rgb, out["uncertainty"], face, progress)
         parts["unc"] = float(out["uncertainty"][face].mean()) if face.any() else 0.0
     else:
@@ -119,8 +121,7 @@ def head_loss(
     if cfg.lambda_entropy > 0:
         loss = loss + cfg.lambda_entropy * binary_entropy(out["acc"])
     if cfg.lambda_amb > 0:
-        not_face = (batch.labels != 3).float()
-        loss = loss + cfg.lambda_amb * (out["amb_aud"] * not_face).mean()
+        loss = loss + cfg.lambda_amb * (out["amb_aud"] * (~face).float()).mean()
     if patch_loss is not None and batch.patch:
         p = batch.patch
         img = lambda x: x.view(-1, p, p, 3).permute(0, 3, 1, 2)  # noqa: E731
