@@ -32,7 +32,7 @@ from twinflow.anchor.presets import AnchorConfig, get_preset
 from twinflow.errors import InputError
 from twinflow.models import REGISTRY
 from twinflow.presets import parse_overrides
-from twinflow.train import LoopConfig, TrainResult, run_training
+from twinflow.train import LoopConfig, TrainResult, run_training, seed_everything
 
 log = logging.getLogger("twinflow.anchor.train")
 
@@ -69,7 +69,7 @@ def train_model(
     clip_of = data.clip
     ref_index = data.reference_index()
 
-    torch.manual_seed(seed)  # same initial weights for a given seed, resumed or not
+    seed_everything(seed)  # same initial weights for a given seed, resumed or not
     model, meta = build_denoiser(cfg, kind, registry)
     model.to(device)
     codec = build_codec(cfg, registry).to(device)

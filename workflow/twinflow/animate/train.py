@@ -26,7 +26,7 @@ from twinflow.animate.runtime import add_runtime_arguments, setup
 from twinflow.cli import stage_main
 from twinflow.errors import InputError
 from twinflow.presets import parse_overrides
-from twinflow.train import LoopConfig, run_training
+from twinflow.train import LoopConfig, run_training, seed_everything
 
 log = logging.getLogger("twinflow.animate.train")
 
@@ -74,7 +74,7 @@ def train(args: argparse.Namespace) -> None:
             path=args.dataset,
         )
     steps = args.steps or cfg.steps
-    torch.manual_seed(args.seed)  # the weights' init (the loop reseeds before training)
+    seed_everything(args.seed)  # the weights' init (the loop reseeds before training)
     model = MRAA(cfg).to(device)
     vgg = None
     if cfg.recon_loss == "vgg19":

@@ -26,7 +26,7 @@ from twinflow.animate.train import milestones
 from twinflow.cli import stage_main
 from twinflow.errors import InputError
 from twinflow.presets import parse_overrides, resolve_preset
-from twinflow.train import LoopConfig, run_training
+from twinflow.train import LoopConfig, run_training, seed_everything
 
 log = logging.getLogger("twinflow.animate.train_avd")
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> None:
     regions = [clip_regions(model, c.frames, device) for c in clips]
     log.info("regions of %d training frames computed", sum(len(r["shift"]) for r in regions))
 
-    torch.manual_seed(args.seed)
+    seed_everything(args.seed)
     avd = AVDNetwork(cfg).to(device)
     optimizer = torch.optim.Adam(avd.parameters(), lr=cfg.avd_lr, betas=(0.5, 0.999))
     scheduler = torch.optim.lr_scheduler.MultiStepLR(

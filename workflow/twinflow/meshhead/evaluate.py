@@ -47,7 +47,7 @@ from twinflow.meshhead.infer import Audio2MeshRunner
 from twinflow.meshhead.poses import frame_source
 from twinflow.meshhead.topology import MEDIAPIPE, MOUTH
 from twinflow.meshhead.train_warp import WarpRunner
-from twinflow.metrics import psnr, ssim, write_metrics
+from twinflow.metrics import landmark_distance, psnr, ssim, write_metrics
 
 log = logging.getLogger("twinflow.meshhead.evaluate")
 DETECT_SIZE = 256
@@ -125,11 +125,7 @@ def video_scores(
 ) -> tuple[dict, int]:
     mouth, found = detect_mouths(rendered)
     both = found & real_found
-    lmd = (
-        float(np.linalg.norm(mouth[both] - real_mouth[both], axis=-1).mean())
-        if both.any()
-        else float("nan")
-    )
+    lmd = landmark_distance(mouth[both], real_mouth[both]) if both.any() else float("nan")
     return {
         "video_mouth_lmd_px": lmd,
         "video_psnr": float(np.mean([psnr(p, t) for p, t in zip(rendered, real, strict=True)])),

@@ -20,7 +20,6 @@ class ParameterEMA:
     def __init__(self, module: torch.nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"ema decay must be in (0, 1), got {decay}")
-        self.decay = decay
         self.averaged = AveragedModel(
             module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False
         )

@@ -28,7 +28,7 @@ from twinflow.mocap.presets import TRAJ_PRESETS, TrajConfig
 from twinflow.mocap.traj.data import N_COND, N_TARGET, MotionSet, dataset_files
 from twinflow.mocap.traj.model import Diffusion, TrajDenoiser
 from twinflow.presets import parse_overrides, resolve_preset
-from twinflow.train import LoopConfig, TrainResult, run_training
+from twinflow.train import LoopConfig, TrainResult, run_training, seed_everything
 
 log = logging.getLogger("twinflow.mocap.traj.train")
 FORMAT = "twinflow-mocap-traj-v1"
@@ -62,7 +62,7 @@ def train(
     stats = normalisation(data, cfg, np.random.default_rng(cfg.seed))
     cm, cs = (torch.tensor(stats[k], device=device) for k in ("cond_mean", "cond_std"))
     xm, xs = (torch.tensor(stats[k], device=device) for k in ("x_mean", "x_std"))
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     model = build_model(cfg).to(device)
     diffusion = Diffusion(cfg.diffusion_steps, cfg.predict, device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
