@@ -302,6 +302,21 @@ def test_fitted_uncertainty_grows_with_a_face_rays_error_and_vanishes_off_the_fa
     assert u[2] < 0.2 * u[1]  # off the face only the small penalty acts
 
 
+def test_ambient_loss_keeps_audio_off_the_hair_and_the_blink_away_from_the_audio():
+    from twinflow.nerf.losses import ambient_loss
+
+    face = torch.tensor([False, True, True])
+    amb_aud = torch.tensor([0.8, 0.9, 0.0], requires_grad=True)  # hair / mouth / eyes
+    amb_eye = torch.tensor([0.5, 0.7, 0.7], requires_grad=True)
+    loss = ambient_loss(amb_aud, amb_eye, face)
+    assert loss.item() == pytest.approx((0.8 + 0.9 * 0.7) / 3)
+    loss.backward()
+    # the audio is pushed down only off the face; on the face the cross term leaves it alone
+    assert amb_aud.grad.tolist() == pytest.approx([1 / 3, 0.0, 0.0])
+    # the blink is pushed out of the face region the audio drives (the mouth), not the eyes
+    assert amb_eye.grad.tolist() == pytest.approx([0.0, 0.9 / 3, 0.0])
+
+
 def test_uncertainty_is_rendered_while_training_and_trains_only_its_own_network():
     from twinflow.nerf.model import Conditions, new_head, render_head_rays
     from twinflow.nerf.presets import get_preset

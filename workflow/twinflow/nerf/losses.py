@@ -125,6 +125,19 @@ def uncertainty_weighted_mse(
     return (mse * scale + s * (face * fit + 1e-3 * (1 - face) * uncertainty)).mean()
 
 
+def ambient_loss(amb_aud: torch.Tensor, amb_eye: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """ER-NeRF's region losses on the rendered attentions of ``R`` rays, ``amb_aud, amb_eye (R,)``
+    (the audio attention's norm, the eye attention in [0, 1]) with ``face (R,)`` bool:
+
+    ``mean(amb_aud x (1 - face)) + mean(amb_eye x stop_grad(amb_aud) x face)``
+
+    The first keeps the audio from acting outside the face (hair, background edges); the second
+    moves the blink's region away from where the audio acts on the face, so the mouth and the
+    eyes are driven by separate signals."""
+    face = face.to(amb_aud.dtype)
+    return (amb_aud * (1 - face)).mean() + (amb_eye * amb_aud.detach() * face).mean()
+
+
 def binary_entropy(p: torch.Tensor) -> torch.Tensor:
     """Mean entropy (bits) of opacities: pushes them to 0 or 1 (ER-NeRF's weights_sum loss)."""
     p = p.clamp(1e-5, 1 - 1e-5)

@@ -9,7 +9,8 @@
            loss: MSE (weighted by the rendered uncertainty with ``unc_loss``,
            :func:`twinflow.nerf.losses.uncertainty_weighted_mse`) + ``lambda_mask`` x
            BCE(opacity, head mask) + ``lambda_entropy`` x opacity entropy + ``lambda_amb`` x
-           audio attention outside the face (ER-NeRF's ambient loss).
+           ER-NeRF's ambient loss (audio attention outside the face, and where the eye
+           attention overlaps it on the face: :func:`twinflow.nerf.losses.ambient_loss`).
 ``lips``   continues from ``--init head.pt``: every other step a ``patch x patch`` grid of rays
            over the mouth of each frame with ``MSE + lambda_patch x patch loss``
            (:mod:`twinflow.nerf.losses`), the other steps as ``head``; learning rate decays to
@@ -35,7 +36,12 @@ import torch.nn.functional as F
 from twinflow.errors import TwinflowError
 from twinflow.nerf.data import NerfData, RayBatch
 from twinflow.nerf.dataset import FACE, HEAD
-from twinflow.nerf.losses import binary_entropy, make_patch_loss, uncertainty_weighted_mse
+from twinflow.nerf.losses import (
+    ambient_loss,
+    binary_entropy,
+    make_patch_loss,
+    uncertainty_weighted_mse,
+)
 from twinflow.nerf.model import (
     head_conditions,
     load_head,
@@ -121,7 +127,7 @@ def head_loss(
     if cfg.lambda_entropy > 0:
         loss = loss + cfg.lambda_entropy * binary_entropy(out["acc"])
     if cfg.lambda_amb > 0:
-        loss = loss + cfg.lambda_amb * (out["amb_aud"] * (~face).float()).mean()
+        loss = loss + cfg.lambda_amb * ambient_loss(out["amb_aud"], out["amb_eye"], face)
     if patch_loss is not None and batch.patch:
         p = batch.patch
         img = lambda x: x.view(-1, p, p, 3).permute(0, 3, 1, 2)  # noqa: E731
