@@ -12,8 +12,10 @@ default there): a small network predicts a per-point uncertainty ``u`` from the 
 
 so rays whose error stays high (the mouth, the eyes, hair edges) get up to 10x the weight as
 training goes on. The second term (with the colour error held constant) makes ``u`` grow with a
-face ray's error, the third keeps it at 0 off the face. ER-NeRF also smooths ``u`` in space
-(a 1e-5 penalty on its change under 1e-3 jitter, every 16th step); twinflow leaves that out.
+face ray's error, the third keeps it at 0 off the face. ER-NeRF also smooths ``u`` and the two
+attentions in space (every 16th step, ``s x 1e-5`` x their squared change when the sample points
+move by up to 1e-3); that needs a second pass over the samples, and twinflow leaves it out
+(its effect is not measured).
 
 ER-NeRF fine-tunes the lips with ``MSE + 0.01 x LPIPS`` on 32x32 patches around the mouth. LPIPS
 needs a pretrained network, which twinflow cannot ship, so the default patch loss
@@ -133,7 +135,9 @@ def ambient_loss(amb_aud: torch.Tensor, amb_eye: torch.Tensor, face: torch.Tenso
 
     The first keeps the audio from acting outside the face (hair, background edges); the second
     moves the blink's region away from where the audio acts on the face, so the mouth and the
-    eyes are driven by separate signals."""
+    eyes are driven by separate signals. ER-NeRF ramps the weight of both terms up with the
+    training progress; twinflow applies ``lambda_amb`` from the start (the measured ``tiny``
+    weight, :mod:`twinflow.nerf.presets`, is for that)."""
     face = face.to(amb_aud.dtype)
     return (amb_aud * (1 - face)).mean() + (amb_eye * amb_aud.detach() * face).mean()
 
