@@ -49,3 +49,26 @@ def test_metrics_json_needs_a_baseline_with_the_same_keys(tmp_path):
             measured={"how": "test"},
         )
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_paired_difference_interval_resamples_chunks_of_correlated_frames():
+    rng = np.random.default_rng(0)
+    # 20 chunks of 5 frames; inside a chunk the frames share their error (as 40 ms neighbours do)
+    shared = np.repeat(rng.normal(0.0, 1.0, 20), 5) + rng.normal(0.0, 0.1, 100)
+    chunks = np.arange(100) // 5
+    by_chunk = metrics.paired_difference_ci(shared, chunks)
+    by_frame = metrics.paired_difference_ci(shared, np.arange(100))
+    assert by_chunk["chunks"] == 20 and by_frame["chunks"] == 100
+    assert by_chunk["ci"][0] < by_chunk["mean"] < by_chunk["ci"][1]
+    width = lambda r: r["ci"][1] - r["ci"][0]  # noqa: E731
+    assert width(by_chunk) > 1.5 * width(by_frame)  # frames alone would overstate certainty
+    assert metrics.paired_difference_ci(shared, chunks) == by_chunk  # seeded
+
+
+def test_paired_difference_interval_excludes_zero_for_a_clear_shift_and_skips_missing():
+    rng = np.random.default_rng(1)
+    diff = -1.0 + rng.normal(0.0, 0.3, 60)
+    diff[[3, 17]] = np.nan  # no face found on those frames
+    res = metrics.paired_difference_ci(diff, np.arange(60) // 5)
+    assert res["mean"] == pytest.approx(np.nanmean(diff))
+    assert res["ci"][1] < 0 and res["chunks"] == 12

@@ -356,6 +356,18 @@ def test_lmd_is_reported_per_block_of_val_frames():
     ]
 
 
+def test_lmd_difference_bootstraps_chunks_within_val_blocks():
+    from twinflow.nerf.evaluate import lmd_difference
+
+    val = np.concatenate([np.arange(100, 110), np.arange(300, 306)])  # blocks of 10 and 6 frames
+    model = np.linspace(1.0, 3.0, 16)
+    res = {"model": {"lmd_per_frame": model}, "no_audio": {"lmd_per_frame": model + 0.5}}
+    out = lmd_difference(val, res, chunk_frames=5)
+    assert out["mean"] == pytest.approx(-0.5)
+    assert out["chunks"] == 4  # 5 + 5 frames, then 5 + 1: chunks never span two blocks
+    assert out["ci"] == pytest.approx([-0.5, -0.5]) and out["chunk_frames"] == 5
+
+
 def test_vgg_patch_loss_without_weights_is_a_clear_error(tmp_path):
     from twinflow.errors import ModelFileError
     from twinflow.nerf.losses import make_patch_loss

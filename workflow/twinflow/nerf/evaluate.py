@@ -24,7 +24,9 @@ blink and audio, at the dataset's resolution, and compared with the real frames:
 
 The baseline ``no_audio`` is the same model with every frame's audio features replaced by the
 mean feature window of the training frames (so the audio code is constant: the model's answer
-to "any audio"), measured identically. ``--preview`` writes real | rendered | baseline
+to "any audio"), measured identically. ``measured.lmd_blocks`` gives both LMDs per val block,
+``measured.lmd_difference`` the mean per-frame difference (model - baseline) with its 95%
+bootstrap interval (:func:`lmd_difference`). ``--preview`` writes real | rendered | baseline
 side by side.
 """
 
@@ -39,6 +41,7 @@ import numpy as np
 import torch
 
 log = logging.getLogger("twinflow.nerf.evaluate")
+CHUNK_FRAMES = 5  # val frames resampled together by the LMD difference's bootstrap (200 ms)
 
 
 class LipLandmarks:
@@ -141,6 +144,24 @@ def lmd_blocks(val: np.ndarray, res: dict) -> list[dict]:
     return out
 
 
+def lmd_difference(val: np.ndarray, res: dict, chunk_frames: int = CHUNK_FRAMES) -> dict:
+    """Model minus baseline ``lmd`` over the val frames ``(V,)``: the mean of the per-frame
+    differences and its 95% bootstrap interval (:func:`twinflow.metrics.paired_difference_ci`),
+    resampling runs of ``chunk_frames`` consecutive frames of each val block, since neighbouring
+    frames' errors are correlated. An interval that holds 0 means the val frames cannot tell
+    the model's mouth from the baseline's."""
+    from twinflow.metrics import paired_difference_ci
+    from twinflow.nerf.speech_probe import contiguous_blocks
+
+    where = {int(f): k for k, f in enumerate(val)}
+    chunks = np.zeros(len(val), int)
+    for b, block in enumerate(contiguous_blocks(val)):
+        for j, f in enumerate(block):
+            chunks[where[int(f)]] = b * 10_000 + j // chunk_frames
+    diff = res["model"]["lmd_per_frame"] - res["no_audio"]["lmd_per_frame"]
+    return {**paired_difference_ci(diff, chunks), "chunk_frames": chunk_frames}
+
+
 def render_val(head, torso, data, feats, val, chunk, callback) -> None:
     """Render the val frames: pose, blink and audio of the same frame."""
     from twinflow.nerf.model import render_frame
@@ -216,6 +237,7 @@ def run(args: argparse.Namespace) -> None:
                 "no_audio": res["no_audio"]["lmd_missing"],
             },
             "lmd_blocks": lmd_blocks(data.val_idx.cpu().numpy(), res),
+            "lmd_difference": lmd_difference(data.val_idx.cpu().numpy(), res),
             "checkpoint_steps": steps,
             "seconds": seconds,
         },
