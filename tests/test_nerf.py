@@ -308,13 +308,15 @@ def test_ambient_loss_keeps_audio_off_the_hair_and_the_blink_away_from_the_audio
     face = torch.tensor([False, True, True])
     amb_aud = torch.tensor([0.8, 0.9, 0.0], requires_grad=True)  # hair / mouth / eyes
     amb_eye = torch.tensor([0.5, 0.7, 0.7], requires_grad=True)
-    loss = ambient_loss(amb_aud, amb_eye, face)
-    assert loss.item() == pytest.approx((0.8 + 0.9 * 0.7) / 3)
+    loss = ambient_loss(amb_aud, amb_eye, face, 1.0, 2.0)
+    assert loss.item() == pytest.approx((0.8 + 2 * 0.9 * 0.7) / 3)
     loss.backward()
     # the audio is pushed down only off the face; on the face the cross term leaves it alone
     assert amb_aud.grad.tolist() == pytest.approx([1 / 3, 0.0, 0.0])
     # the blink is pushed out of the face region the audio drives (the mouth), not the eyes
-    assert amb_eye.grad.tolist() == pytest.approx([0.0, 0.9 / 3, 0.0])
+    assert amb_eye.grad.tolist() == pytest.approx([0.0, 2 * 0.9 / 3, 0.0])
+    # without the cross term (tiny) the eye attention gets no gradient at all
+    assert ambient_loss(amb_aud, amb_eye, face, 1.0, 0.0).item() == pytest.approx(0.8 / 3)
 
 
 def test_uncertainty_is_rendered_while_training_and_trains_only_its_own_network():

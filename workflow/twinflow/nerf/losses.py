@@ -127,19 +127,29 @@ def uncertainty_weighted_mse(
     return (mse * scale + s * (face * fit + 1e-3 * (1 - face) * uncertainty)).mean()
 
 
-def ambient_loss(amb_aud: torch.Tensor, amb_eye: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+def ambient_loss(
+    amb_aud: torch.Tensor,
+    amb_eye: torch.Tensor,
+    face: torch.Tensor,
+    lambda_aud: float,
+    lambda_eye: float,
+) -> torch.Tensor:
     """ER-NeRF's region losses on the rendered attentions of ``R`` rays, ``amb_aud, amb_eye (R,)``
     (the audio attention's norm, the eye attention in [0, 1]) with ``face (R,)`` bool:
 
-    ``mean(amb_aud x (1 - face)) + mean(amb_eye x stop_grad(amb_aud) x face)``
+    ``lambda_aud x mean(amb_aud x (1 - face)) + lambda_eye x mean(amb_eye x stop_grad(amb_aud)
+    x face)``
 
     The first keeps the audio from acting outside the face (hair, background edges); the second
     moves the blink's region away from where the audio acts on the face, so the mouth and the
-    eyes are driven by separate signals. ER-NeRF ramps the weight of both terms up with the
-    training progress; twinflow applies ``lambda_amb`` from the start (the measured ``tiny``
-    weight, :mod:`twinflow.nerf.presets`, is for that)."""
+    eyes are driven by separate signals. ER-NeRF weighs both by its ``lambda_amb``, ramped up
+    with the training progress; twinflow applies the weights from the start (the measured
+    ``tiny`` weights, :mod:`twinflow.nerf.presets`, are for that)."""
     face = face.to(amb_aud.dtype)
-    return (amb_aud * (1 - face)).mean() + (amb_eye * amb_aud.detach() * face).mean()
+    loss = lambda_aud * (amb_aud * (1 - face)).mean()
+    if lambda_eye > 0:
+        loss = loss + lambda_eye * (amb_eye * amb_aud.detach() * face).mean()
+    return loss
 
 
 def binary_entropy(p: torch.Tensor) -> torch.Tensor:

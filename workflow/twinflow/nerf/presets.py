@@ -26,18 +26,23 @@ fewer samples and a few thousand steps, ER-NeRF's 4-dim per-frame codes, and aud
 augmentation (``audio_dropout``, ``audio_noise``; not in ER-NeRF, 0 in ``paper``). On talk_d6, in
 14.5 CPU minutes, the augmentation lifts the held-out head PSNR from 22.9 dB (with or without the
 codes) to 23.55-23.94 dB in all 8 one-thread runs over six settings, and at 0.3 / 0.3 the lip
-landmark distance falls below the mean-audio baseline's (3 of 3 one-thread runs): without it the
-short run's audio network learns to tell the training frames apart. With ER-NeRF's ambient
+landmark distance (then measured uncentred, before ``unc_loss``) fell below the mean-audio
+baseline's in 3 of 3 one-thread runs: without it the short run's audio network learns to tell
+the training frames apart. With ER-NeRF's ambient
 weight (``lambda_amb`` 1e-4) the audio path also leaked into the hair: a short run's rendered
 audio attention was as large on the hair as on the face (0.67 vs 0.75), and on the held-out frames
 the audio moved the hair edge more than the mouth (mean absolute change 3.5 vs 2.1 grey levels in a
 two-thread run that ended 0.85 dB under its own mean-audio baseline). ``tiny`` uses 1e-2, where
 the hair changes half as much as the mouth, and keeps a moving average of its weights
-(``ema_decay`` 0.99); with ER-NeRF's uncertainty-aware loss (``unc_loss``), 14.5-minute runs
-reached 24.05 and 24.13 dB head PSNR (seed 0, 1 and 2 threads; 4254 and 4573 head steps) and
-23.68 dB (seed 1, on a slower VM: 2976 head steps), within 0.3 dB of their mean-audio baselines;
-their centred lip landmark distance was within 0.15 px of the baseline's, on either side (the
-audio helps on the spoken val blocks and loses on one where the person pulls faces).
+(``ema_decay`` 0.99). With ER-NeRF's uncertainty-aware loss (``unc_loss``), five 14.5-minute
+runs on talk_d6 (seeds 0-3, one with 2 threads; 2976-4573 head steps) reached 23.68-24.13 dB head
+PSNR, 0.04-0.26 dB from their mean-audio baselines; their lip landmark distance minus the
+baseline's was -0.05, +0.12, +0.14 px (95% intervals holding 0), +0.71 and +2.75 px (intervals
+above 0): on this clip, where the person pulls faces more than she speaks, the audio never
+measurably helped the mouth and twice made it worse. ER-NeRF's eye-audio cross term
+(``lambda_amb_eye``) is 0 in ``tiny``: at ``lambda_amb`` (1e-2) both runs with it (seeds 0, 1)
+made the mouth worse than their baselines, by +2.77 and +0.96 px (intervals above 0), with head
+PSNR 23.69 and 23.91 dB (24.05 and 23.68 dB without it, same seeds).
 ``paper`` renders the whole frame (``crop_scale: 0``).
 """
 
@@ -94,6 +99,8 @@ class NerfConfig:
             patch loss; perceptual: ``structural`` or ``vgg``.
         lambda_mask, lambda_entropy, lambda_amb: mask, opacity entropy and ambient (audio
             attention outside the face) regularisers.
+        lambda_amb_eye: ER-NeRF's eye-audio cross term (the eye attention where the audio
+            attention acts on the face; ER-NeRF weighs it by ``lambda_amb``).
         head_ray_fraction: share of a step's rays drawn on the head (parsing head and face);
         mouth_ray_fraction: share drawn inside the mouth box (more signal for the audio path).
         unc_loss: ER-NeRF's uncertainty-aware loss in the head stage (an uncertainty network
@@ -169,6 +176,7 @@ class NerfConfig:
     log_every: int = 50
     ema_decay: float = 0.0
     unc_loss: bool = False
+    lambda_amb_eye: float = 0.0
 
 
 PRESETS: dict[str, NerfConfig] = {
@@ -232,6 +240,7 @@ PRESETS: dict[str, NerfConfig] = {
         log_every=50,
         ema_decay=0.99,
         unc_loss=True,
+        lambda_amb_eye=0.0,
     ),
     "paper": NerfConfig(
         res=512,
@@ -293,6 +302,7 @@ PRESETS: dict[str, NerfConfig] = {
         log_every=500,
         ema_decay=0.95,
         unc_loss=True,
+        lambda_amb_eye=1e-4,
     ),
 }
 

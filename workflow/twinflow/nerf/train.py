@@ -8,9 +8,9 @@
            head), composited over the frame with its head replaced by the background plate;
            loss: MSE (weighted by the rendered uncertainty with ``unc_loss``,
            :func:`twinflow.nerf.losses.uncertainty_weighted_mse`) + ``lambda_mask`` x
-           BCE(opacity, head mask) + ``lambda_entropy`` x opacity entropy + ``lambda_amb`` x
-           ER-NeRF's ambient loss (audio attention outside the face, and where the eye
-           attention overlaps it on the face: :func:`twinflow.nerf.losses.ambient_loss`).
+           BCE(opacity, head mask) + ``lambda_entropy`` x opacity entropy + ER-NeRF's ambient
+           loss: ``lambda_amb`` x audio attention outside the face + ``lambda_amb_eye`` x eye
+           attention where the audio acts on the face (:func:`twinflow.nerf.losses.ambient_loss`).
 ``lips``   continues from ``--init head.pt``: every other step a ``patch x patch`` grid of rays
            over the mouth of each frame with ``MSE + lambda_patch x patch loss``
            (:mod:`twinflow.nerf.losses`), the other steps as ``head``; learning rate decays to
@@ -126,8 +126,9 @@ def head_loss(
         parts["mask"] = bce.item()
     if cfg.lambda_entropy > 0:
         loss = loss + cfg.lambda_entropy * binary_entropy(out["acc"])
-    if cfg.lambda_amb > 0:
-        loss = loss + cfg.lambda_amb * ambient_loss(out["amb_aud"], out["amb_eye"], face)
+    if cfg.lambda_amb > 0 or cfg.lambda_amb_eye > 0:
+        amb = ambient_loss(out["amb_aud"], out["amb_eye"], face, cfg.lambda_amb, cfg.lambda_amb_eye)
+        loss = loss + amb
     if patch_loss is not None and batch.patch:
         p = batch.patch
         img = lambda x: x.view(-1, p, p, 3).permute(0, 3, 1, 2)  # noqa: E731
