@@ -73,16 +73,14 @@ def paired_difference_ci(
     bootstrap confidence interval, resampling whole ``chunks (N,)`` (labels of runs of
     neighbouring, correlated samples, e.g. a few consecutive video frames) instead of samples:
     frame-level resampling would pretend 40 ms neighbours are independent and give too narrow
-    an interval. The chunk means go to :func:`scipy.stats.bootstrap` (BCa, or percentile for
-    fewer than 3 chunks' worth of spread). Returns ``mean``, ``ci`` ``[low, high]``, ``level``
-    and the number of ``chunks``."""
+    an interval. The chunk means go to :func:`scipy.stats.bootstrap` (BCa; percentile when
+    there are only 2 chunks). Returns ``mean``, ``ci`` ``[low, high]``, ``level`` and the
+    number of ``chunks``."""
     from scipy.stats import bootstrap
 
     diff, chunks = np.asarray(diff, float), np.asarray(chunks)
     ok = np.isfinite(diff)
-    labels = np.unique(chunks[ok])
-    means = np.array([diff[ok & (chunks == c)].mean() for c in labels])
-    out: dict[str, Any] = {"mean": float(diff[ok].mean()) if ok.any() else float("nan")}
+    means = np.array([diff[ok & (chunks == c)].mean() for c in np.unique(chunks[ok])])
     if len(means) < 2 or np.ptp(means) == 0:
         low = high = float(means[0]) if len(means) else float("nan")
     else:
@@ -91,7 +89,8 @@ def paired_difference_ci(
             method="BCa" if len(means) >= 3 else "percentile", rng=np.random.default_rng(seed),
         )  # fmt: skip
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return {**out, "ci": [low, high], "level": level, "chunks": int(len(means))}
+    mean = float(diff[ok].mean()) if ok.any() else float("nan")
+    return {"mean": mean, "ci": [low, high], "level": level, "chunks": int(len(means))}
 
 
 def _as_float(img: np.ndarray) -> np.ndarray:

@@ -130,13 +130,11 @@ def evaluate(
 def lmd_blocks(val: np.ndarray, res: dict) -> list[dict]:
     """``lmd`` of the model and the baseline per contiguous block of val frames ``(V,)``: the
     audio may help on speech and lose where the person pulls faces, which one number hides."""
-    from twinflow.nerf.speech_probe import contiguous_blocks
+    from twinflow.nerf.speech_probe import block_positions
 
-    where = {int(f): k for k, f in enumerate(val)}
     out = []
-    for block in contiguous_blocks(val):
-        part = [where[int(f)] for f in block]
-        row = {"frames": [int(block[0]), int(block[-1])]}
+    for part in block_positions(val):
+        row = {"frames": [int(val[part[0]]), int(val[part[-1]])]}
         for name in ("model", "no_audio"):
             d = res[name]["lmd_per_frame"][part]
             row[name] = float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
@@ -151,13 +149,13 @@ def lmd_difference(val: np.ndarray, res: dict, chunk_frames: int = CHUNK_FRAMES)
     frames' errors are correlated. An interval that holds 0 means the val frames cannot tell
     the model's mouth from the baseline's."""
     from twinflow.metrics import paired_difference_ci
-    from twinflow.nerf.speech_probe import contiguous_blocks
+    from twinflow.nerf.speech_probe import block_positions
 
-    where = {int(f): k for k, f in enumerate(val)}
     chunks = np.zeros(len(val), int)
-    for b, block in enumerate(contiguous_blocks(val)):
-        for j, f in enumerate(block):
-            chunks[where[int(f)]] = b * 10_000 + j // chunk_frames
+    first = 0
+    for part in block_positions(val):
+        chunks[part] = first + np.arange(len(part)) // chunk_frames
+        first = chunks[part].max() + 1
     diff = res["model"]["lmd_per_frame"] - res["no_audio"]["lmd_per_frame"]
     return {**paired_difference_ci(diff, chunks), "chunk_frames": chunk_frames}
 
@@ -193,6 +191,7 @@ def run(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     res = evaluate(head, torso, data, data.features, args.chunk or head.cfg.chunk, args.preview)
     seconds = time.perf_counter() - t0
+    val = data.val_idx.cpu().numpy()
     keys = ("psnr", "psnr_full", "ssim", "lmd", "lmd_uncentred")
     values = {k: res["model"][k] for k in keys}
     base = {k: res["no_audio"][k] for k in keys}
@@ -236,8 +235,8 @@ def run(args: argparse.Namespace) -> None:
                 "model": res["model"]["lmd_missing"],
                 "no_audio": res["no_audio"]["lmd_missing"],
             },
-            "lmd_blocks": lmd_blocks(data.val_idx.cpu().numpy(), res),
-            "lmd_difference": lmd_difference(data.val_idx.cpu().numpy(), res),
+            "lmd_blocks": lmd_blocks(val, res),
+            "lmd_difference": lmd_difference(val, res),
             "checkpoint_steps": steps,
             "seconds": seconds,
         },

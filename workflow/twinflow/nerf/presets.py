@@ -28,11 +28,11 @@ augmentation (``audio_dropout``, ``audio_noise``; not in ER-NeRF, 0 in ``paper``
 codes) to 23.55-23.94 dB in all 8 one-thread runs over six settings, and at 0.3 / 0.3 the lip
 landmark distance (then measured uncentred, before ``unc_loss``) fell below the mean-audio
 baseline's in 3 of 3 one-thread runs: without it the short run's audio network learns to tell
-the training frames apart. With ER-NeRF's ambient
-weight (``lambda_amb`` 1e-4) the audio path also leaked into the hair: a short run's rendered
-audio attention was as large on the hair as on the face (0.67 vs 0.75), and on the held-out frames
-the audio moved the hair edge more than the mouth (mean absolute change 3.5 vs 2.1 grey levels in a
-two-thread run that ended 0.85 dB under its own mean-audio baseline). ``tiny`` uses 1e-2, where
+the training frames apart. With ER-NeRF's ambient weight (``lambda_amb`` 1e-4) the audio path
+also leaked into the hair: a short run's rendered audio attention was as large on the hair as on
+the face (0.67 vs 0.75), and on the held-out frames the audio moved the hair edge more than the
+mouth (mean absolute change 3.5 vs 2.1 grey levels in a two-thread run that ended 0.85 dB under
+its own mean-audio baseline). ``tiny`` uses 1e-2, where
 the hair changes half as much as the mouth, and keeps a moving average of its weights
 (``ema_decay`` 0.99). With ER-NeRF's uncertainty-aware loss (``unc_loss``), five 14.5-minute
 runs on talk_d6 (seeds 0-3, one with 2 threads; 2976-4573 head steps) reached 23.68-24.13 dB head

@@ -29,10 +29,18 @@ import numpy as np
 LAMBDAS = (1e1, 1e2, 1e3, 1e4, 1e5)
 
 
+def block_positions(ids: np.ndarray) -> list[np.ndarray]:
+    """Positions in frame ids ``(V,)`` (any order) of each run of consecutive ids; the runs in
+    frame order, each in frame order."""
+    ids = np.asarray(ids)
+    order = np.argsort(ids, kind="stable")
+    return np.split(order, np.where(np.diff(ids[order]) > 1)[0] + 1) if len(ids) else []
+
+
 def contiguous_blocks(ids: np.ndarray) -> list[np.ndarray]:
-    """Sorted frame ids ``(V,)`` -> runs of consecutive ids."""
-    ids = np.sort(np.asarray(ids))
-    return np.split(ids, np.where(np.diff(ids) > 1)[0] + 1) if len(ids) else []
+    """Frame ids ``(V,)`` -> runs of consecutive ids, sorted."""
+    ids = np.asarray(ids)
+    return [ids[part] for part in block_positions(ids)]
 
 
 def ridge_probe(
