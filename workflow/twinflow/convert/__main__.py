@@ -12,7 +12,9 @@ import twinflow.convert as package
 
 def kinds() -> list[str]:
     """The conversion kinds present: the modules of :mod:`twinflow.convert`."""
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+    return sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
