@@ -64,6 +64,7 @@ rule nerf_dataset:
         signals=f"{NERF_PERCEPTION}/signals.npz",
         matte=f"{NERF_PERCEPTION}/matte.mkv",
         template=f"{NERF_PERCEPTION}/template.npz",
+        pose=f"{NERF_PERCEPTION}/head_pose.npz",
         train=f"{NERF_PERCEPTION}/transforms_train.json",
         val=f"{NERF_PERCEPTION}/transforms_val.json",
         parsing=f"{NERF_PERCEPTION}/parsing.mkv",

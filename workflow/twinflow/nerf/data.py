@@ -32,6 +32,22 @@ class RayBatch:
     patch: int = 0  # >0: the rays form (len/patch^2) patches of patch x patch, row-major
 
 
+def valid_cameras(c2w: np.ndarray, path: str | Path) -> np.ndarray:
+    """``c2w (T, 4, 4)`` unchanged if every frame's rotation is orthonormal with determinant 1;
+    otherwise an error naming the file and the first bad frames (a dataset written before every
+    frame had a pose, or a corrupt one): render, paste and evaluate walk all frames."""
+    rot = np.asarray(c2w, np.float64)[:, :3, :3]
+    err = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max((1, 2))
+    bad = np.flatnonzero((err > 1e-3) | (np.abs(np.linalg.det(rot) - 1) > 1e-3))
+    if len(bad):
+        raise InputError(
+            f"{len(bad)} of {len(rot)} frames have no valid camera (frames {bad[:8].tolist()}"
+            f"{' ...' if len(bad) > 8 else ''}); rebuild it with the nerf_dataset rule",
+            path=path,
+        )
+    return c2w
+
+
 class NerfData:
     """Everything a stage needs, as tensors on ``device``."""
 
@@ -49,7 +65,7 @@ class NerfData:
         self.info = load_info(arrays)
         self.device = torch.device(device)
         t = lambda a, dt=torch.float32: torch.as_tensor(np.asarray(a), dtype=dt, device=self.device)  # noqa: E731
-        self.c2w = t(arrays["c2w"])
+        self.c2w = t(valid_cameras(arrays["c2w"], dataset))
         self.intrinsics = t(arrays["intrinsics"])
         self.box = t(arrays["box"])
         self.res = int(arrays["res"])

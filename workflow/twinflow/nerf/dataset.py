@@ -4,8 +4,12 @@
 --crop-scale 1.6 --out-frames frames.mkv --out dataset.npz``
 
 Inputs are the normalised video and the perception stage's files in ``results/{twin}/perception/``
-(``face.npz``, ``signals.npz``, ``matte.mkv``, ``template.npz``, ``transforms_train.json``,
-``transforms_val.json``; and, when given, ``parsing.mkv`` and the background plate).
+(``face.npz``, ``signals.npz``, ``matte.mkv``, ``template.npz``, ``head_pose.npz``,
+``transforms_train.json``, ``transforms_val.json``; and, when given, ``parsing.mkv`` and the
+background plate). Every frame's camera comes from ``head_pose.npz``, whatever its split: the
+transforms files list only their own split's frames, and the frames in the guard gaps around the
+val blocks (in neither file) are still rendered and pasted back. The transforms files give the
+split only (``train``, ``val``).
 
 Outputs:
 
@@ -18,7 +22,8 @@ Outputs:
 ==============  ================  ===================================================
 key             shape, dtype      meaning
 ==============  ================  ===================================================
-c2w             (T, 4, 4) f4      OpenGL camera-to-world in the normalised head space
+c2w             (T, 4, 4) f4      OpenGL camera-to-world in the normalised head space,
+                                  every frame (train, val and the gaps between them)
 intrinsics      (4,) f4           fx, fy, cx, cy of the ``res x res`` image
 box             (3,) f4           half extents of the head box (normalised units;
                                   the largest is 1); the NeRF lives in it
@@ -30,7 +35,8 @@ res             () i4             image side
 blink           (T,) f4           perception eye closure 0..1
 mouth_box       (T, 4) f4         x0, y0, x1, y1 of the lips at ``res`` (padded)
 mouth_lmk       (T, 40, 2) f4     outer and inner lip landmarks, frame pixels
-train, val      (n,) i4           frame indices of the two splits (perception's split)
+train, val      (n,) i4           frame indices of the two splits (perception's split);
+                                  frames in neither are the guard gaps around val blocks
 bg              (res, res, 3) u1  background plate of the crop
 bg_frame        (H, W, 3) u1      background plate of the whole frame
 head_region     (res, res) bool   pixels a head ray may cover (dilated union of the
@@ -202,6 +208,7 @@ def mouth_boxes(landmarks: np.ndarray, crop: tuple[int, int, int], res: int, pad
 def build(args: argparse.Namespace) -> None:
     from twinflow.atomic import read_json
     from twinflow.media.video import iter_frames
+    from twinflow.perception.cameras import camera_to_world
     from twinflow.perception.store import MaskWriter, iter_masks, load_npz, save_npz
 
     perc = Path(args.perception)
@@ -221,13 +228,16 @@ def build(args: argparse.Namespace) -> None:
             f"face.npz has {len(landmarks)} frames, transforms {n}", path=perc / "face.npz"
         )
 
-    c2w_metric = np.zeros((n, 4, 4))
-    split = {}
-    for doc in docs:
-        idx = [f["frame_index"] for f in doc["frames"]]
-        split[doc["split"]] = np.array(idx, np.int32)
-        for f in doc["frames"]:
-            c2w_metric[f["frame_index"]] = np.array(f["transform_matrix"])
+    pose = load_npz(perc / "head_pose.npz")
+    if len(pose["R"]) != n:
+        raise InputError(
+            f"head_pose.npz has {len(pose['R'])} frames, transforms {n}; rerun perception",
+            path=perc / "head_pose.npz",
+        )
+    c2w_metric = camera_to_world(pose["R"].astype(np.float64), pose["t"].astype(np.float64))
+    split = {
+        doc["split"]: np.array([f["frame_index"] for f in doc["frames"]], np.int32) for doc in docs
+    }
 
     center, half = head_space(
         template["vertices"].astype(np.float64), args.box_pad, args.box_top, args.box_back
