@@ -349,8 +349,8 @@ def test_lmd_is_reported_per_block_of_val_frames():
 
     val = np.array([50, 51, 10, 11, 12])  # any order; blocks are runs of consecutive frames
     res = {
-        "model": {"lmd_per_frame": np.array([4.0, 5.0, 1.0, 2.0, np.nan])},  # nan: no face
-        "no_audio": {"lmd_per_frame": np.full(5, 2.0)},
+        "model": {"per_frame": {"lmd": np.array([4.0, 5.0, 1.0, 2.0, np.nan])}},  # nan: no face
+        "no_audio": {"per_frame": {"lmd": np.full(5, 2.0)}},
     }
     assert lmd_blocks(val, res) == [
         {"frames": [10, 12], "model": 1.5, "no_audio": 2.0},
@@ -358,16 +358,21 @@ def test_lmd_is_reported_per_block_of_val_frames():
     ]
 
 
-def test_lmd_difference_bootstraps_chunks_within_val_blocks():
-    from twinflow.nerf.evaluate import lmd_difference
+def test_differences_bootstrap_chunks_within_val_blocks():
+    from twinflow.nerf.evaluate import differences
 
     val = np.concatenate([np.arange(100, 110), np.arange(300, 306)])  # blocks of 10 and 6 frames
     model = np.linspace(1.0, 3.0, 16)
-    res = {"model": {"lmd_per_frame": model}, "no_audio": {"lmd_per_frame": model + 0.5}}
-    out = lmd_difference(val, res, chunk_frames=5)
-    assert out["mean"] == pytest.approx(-0.5)
-    assert out["chunks"] == 4  # 5 + 5 frames, then 5 + 1: chunks never span two blocks
-    assert out["ci"] == pytest.approx([-0.5, -0.5]) and out["chunk_frames"] == 5
+    res = {
+        "model": {"per_frame": {"lmd": model, "psnr": model}},
+        "no_audio": {"per_frame": {"lmd": model + 0.5, "psnr": model}},
+    }
+    out = differences(val, res, keys=("lmd", "psnr"), chunk_frames=5)
+    lmd = out["lmd"]["no_audio"]
+    assert lmd["mean"] == pytest.approx(-0.5)
+    assert lmd["chunks"] == 4  # 5 + 5 frames, then 5 + 1: chunks never span two blocks
+    assert lmd["ci"] == pytest.approx([-0.5, -0.5]) and lmd["chunk_frames"] == 5
+    assert out["psnr"]["no_audio"]["ci"] == pytest.approx([0.0, 0.0])
 
 
 def test_vgg_patch_loss_without_weights_is_a_clear_error(tmp_path):
@@ -396,6 +401,17 @@ def test_pingpong_and_paste_schemes():
     head = paste_head(rgba, frame, (16, 16, 32))
     assert (head[:16] == 100).all() and head[32, 32, 0] == 200  # inside the head: rendered
     assert head[18, 18, 0] == 100  # inside the crop, off the head: the original frame
+
+
+def test_a_dataset_with_a_frame_without_camera_is_refused_by_name(tmp_path):
+    from twinflow.errors import InputError
+    from twinflow.nerf.data import valid_cameras
+
+    c2w = np.tile(np.eye(4, dtype=np.float32), (6, 1, 1))
+    assert valid_cameras(c2w, "dataset.npz") is c2w
+    c2w[3] = 0  # how datasets before every frame had a pose stored the gap frames
+    with pytest.raises(InputError, match=r"dataset.npz.*1 of 6 frames .*frames \[3\]"):
+        valid_cameras(c2w, tmp_path / "dataset.npz")
 
 
 def test_plan_resolves_settings_and_rejects_bad_options():
