@@ -7,10 +7,19 @@
       "values":    {"psnr": 27.1, "ssim": 0.91, "lmd": 2.3},
       "baselines": {"no_audio": {"psnr": 26.0, "ssim": 0.90, "lmd": 3.1}},
       "better":    {"psnr": "higher", "ssim": "higher", "lmd": "lower"},
-      "measured":  {"split": "...", "frames": 60, "how": "..."}
+      "measured":  {"split": "...", "frames": 60, "how": "..."},
+      "differences": {"lmd": {"no_audio": {"mean": -0.4, "ci": [-0.9, 0.1], "level": 0.95}}},
+      "upper_bounds": {"tracked": {"metrics": ["psnr"], "what": "the real tracked mesh"}}
     }
 
 Every baseline has exactly the keys of ``values``, so a reader can compare like with like.
+``differences`` (optional) holds, for some metric and baseline, the mean paired difference
+model - baseline with a confidence interval (:func:`paired_difference_ci`): where it exists, the
+comparison rests on it (an interval holding 0: no clear difference). ``upper_bounds`` (optional)
+names rows of ``baselines`` that, on the listed metrics, are not naive baselines but what a
+perfect model would reach (an oracle input, or the measurement's own target), with what they
+are; a model is expected to be below them there.
+:mod:`twinflow.verdict` reads the shape back and decides better / worse / no clear difference.
 """
 
 from __future__ import annotations
@@ -107,8 +116,14 @@ def write_metrics(
     baselines: dict[str, dict[str, float]],
     better: dict[str, str],
     measured: dict[str, Any],
+    differences: dict[str, dict[str, dict[str, Any]]] | None = None,
+    upper_bounds: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Validate the shape and write ``metrics.json`` atomically; returns the written dict."""
+    """Validate the shape and write ``metrics.json`` atomically; returns the written dict.
+
+    ``differences``: ``{metric: {baseline: paired_difference_ci(...)}}`` (model - baseline);
+    ``upper_bounds``: ``{baseline: {"metrics": [...], "what": "..."}}`` for rows that are
+    oracles, not baselines, on those metrics."""
     keys = set(values)
     for name, base in baselines.items():
         if set(base) != keys:
@@ -117,6 +132,22 @@ def write_metrics(
             )
     if set(better) != keys or not set(better.values()) <= {"higher", "lower"}:
         raise ValueError("'better' must say 'higher' or 'lower' for every value")
+    for metric, per_baseline in (differences or {}).items():
+        for name, diff in per_baseline.items():
+            if metric not in keys or name not in baselines:
+                raise ValueError(f"difference {metric} - {name}: no such value or baseline")
+            if len(diff.get("ci", ())) != 2 or "mean" not in diff:
+                raise ValueError(f"difference {metric} - {name} needs 'mean' and a 2-value 'ci'")
+    for name, bound in (upper_bounds or {}).items():
+        if (
+            name not in baselines
+            or not set(bound.get("metrics", ())) <= keys
+            or "what" not in bound
+        ):
+            raise ValueError(
+                f"upper bound {name}: must be a row of baselines with 'what' and 'metrics' "
+                f"among {sorted(keys)}"
+            )
     data = {
         "pipeline": pipeline,
         "twin": twin,
@@ -125,5 +156,9 @@ def write_metrics(
         "better": better,
         "measured": measured,
     }
+    if differences:
+        data["differences"] = differences
+    if upper_bounds:
+        data["upper_bounds"] = upper_bounds
     write_json(path, data)
     return data

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         # not targets: how sure the LMD comparison is (model - baseline, its 95% bootstrap
         # interval over 5-frame chunks), and the distance before centring (position and shape)
-        "lmd_difference": metrics["measured"].get("lmd_difference"),
+        "lmd_difference": metrics["differences"]["lmd"]["no_audio"],
         "lmd_uncentred_below_baseline": metrics["values"]["lmd_uncentred"]
         < metrics["baselines"]["no_audio"]["lmd_uncentred"],
     }

@@ -25,8 +25,8 @@ blink and audio, at the dataset's resolution, and compared with the real frames:
 The baseline ``no_audio`` is the same model with every frame's audio features replaced by the
 mean feature window of the training frames (so the audio code is constant: the model's answer
 to "any audio"), measured identically. ``measured.lmd_blocks`` gives both LMDs per val block,
-``measured.lmd_difference`` the mean per-frame difference (model - baseline) with its 95%
-bootstrap interval (:func:`lmd_difference`). ``--preview`` writes real | rendered | baseline
+``differences`` the mean per-frame difference (model - baseline) of every metric with its 95%
+bootstrap interval (:func:`differences`). ``--preview`` writes real | rendered | baseline
 side by side.
 """
 
@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 log = logging.getLogger("twinflow.nerf.evaluate")
-CHUNK_FRAMES = 5  # val frames resampled together by the LMD difference's bootstrap (200 ms)
+CHUNK_FRAMES = 5  # val frames resampled together by the differences' bootstrap (200 ms)
+KEYS = ("psnr", "psnr_full", "ssim", "lmd", "lmd_uncentred")  # the values of metrics.json
 
 
 class LipLandmarks:
@@ -104,15 +105,21 @@ def evaluate(
                     centred[k] = metrics.landmark_distance(lm, gt_lmk[k], centred=True)
                     uncentred[k] = metrics.landmark_distance(lm, gt_lmk[k])
             found = int(np.isfinite(centred).sum())
+            per_frame = {
+                "psnr": np.array(psnr_head, float),
+                "psnr_full": np.array(psnr_full, float),
+                "ssim": np.array(ssims, float),
+                "lmd": centred,
+                "lmd_uncentred": uncentred,
+            }
             results[name] = {
-                "psnr": float(np.nanmean(psnr_head)),
-                "psnr_full": float(np.mean(psnr_full)),
-                "ssim": float(np.mean(ssims)),
-                "lmd": float(np.nanmean(centred)) if found else float("nan"),
-                "lmd_uncentred": float(np.nanmean(uncentred)) if found else float("nan"),
+                **{
+                    k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+                    for k, v in per_frame.items()
+                },
                 "lmd_frames": found,
                 "lmd_missing": len(val) - found,
-                "lmd_per_frame": centred,
+                "per_frame": per_frame,
             }
             frames_out[name] = rendered
     finally:
@@ -136,18 +143,21 @@ def lmd_blocks(val: np.ndarray, res: dict) -> list[dict]:
     for part in block_positions(val):
         row = {"frames": [int(val[part[0]]), int(val[part[-1]])]}
         for name in ("model", "no_audio"):
-            d = res[name]["lmd_per_frame"][part]
+            d = res[name]["per_frame"]["lmd"][part]
             row[name] = float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
         out.append(row)
     return out
 
 
-def lmd_difference(val: np.ndarray, res: dict, chunk_frames: int = CHUNK_FRAMES) -> dict:
-    """Model minus baseline ``lmd`` over the val frames ``(V,)``: the mean of the per-frame
-    differences and its 95% bootstrap interval (:func:`twinflow.metrics.paired_difference_ci`),
-    resampling runs of ``chunk_frames`` consecutive frames of each val block, since neighbouring
-    frames' errors are correlated. An interval that holds 0 means the val frames cannot tell
-    the model's mouth from the baseline's."""
+def differences(
+    val: np.ndarray, res: dict, keys=KEYS, chunk_frames: int = CHUNK_FRAMES
+) -> dict[str, dict]:
+    """Model minus baseline of each metric in ``keys`` over the val frames ``(V,)``
+    (``metrics.json: differences``): the mean of the per-frame differences and its 95% bootstrap
+    interval (:func:`twinflow.metrics.paired_difference_ci`), resampling runs of
+    ``chunk_frames`` consecutive frames of each val block, since neighbouring frames' errors
+    are correlated. An interval that holds 0 means the val frames cannot tell the model from
+    the baseline."""
     from twinflow.metrics import paired_difference_ci
     from twinflow.nerf.speech_probe import block_positions
 
@@ -156,8 +166,13 @@ def lmd_difference(val: np.ndarray, res: dict, chunk_frames: int = CHUNK_FRAMES)
     for part in block_positions(val):
         chunks[part] = first + np.arange(len(part)) // chunk_frames
         first = chunks[part].max() + 1
-    diff = res["model"]["lmd_per_frame"] - res["no_audio"]["lmd_per_frame"]
-    return {**paired_difference_ci(diff, chunks), "chunk_frames": chunk_frames}
+    out = {}
+    for key in keys:
+        diff = res["model"]["per_frame"][key] - res["no_audio"]["per_frame"][key]
+        out[key] = {
+            "no_audio": {**paired_difference_ci(diff, chunks), "chunk_frames": chunk_frames}
+        }
+    return out
 
 
 def render_val(head, torso, data, feats, val, chunk, callback) -> None:
@@ -192,9 +207,8 @@ def run(args: argparse.Namespace) -> None:
     res = evaluate(head, torso, data, data.features, args.chunk or head.cfg.chunk, args.preview)
     seconds = time.perf_counter() - t0
     val = data.val_idx.cpu().numpy()
-    keys = ("psnr", "psnr_full", "ssim", "lmd", "lmd_uncentred")
-    values = {k: res["model"][k] for k in keys}
-    base = {k: res["no_audio"][k] for k in keys}
+    values = {k: res["model"][k] for k in KEYS}
+    base = {k: res["no_audio"][k] for k in KEYS}
     write_metrics(
         args.out,
         pipeline="nerf",
@@ -236,10 +250,10 @@ def run(args: argparse.Namespace) -> None:
                 "no_audio": res["no_audio"]["lmd_missing"],
             },
             "lmd_blocks": lmd_blocks(val, res),
-            "lmd_difference": lmd_difference(val, res),
             "checkpoint_steps": steps,
             "seconds": seconds,
         },
+        differences=differences(val, res),
     )
     log.info("model %s", {k: round(v, 3) for k, v in values.items()})
     log.info("no_audio %s", {k: round(v, 3) for k, v in base.items()})
