@@ -3,8 +3,9 @@
 A sample is a frame, its conditioning render and a random reference frame from the same clip
 (never from the held-out block). The loss is the MSE between the true and predicted noise at a
 random DDPM timestep (epsilon prediction). Condition dropout for classifier-free guidance: with
-probability ``drop_ref`` the reference tokens are zeroed, ``drop_control`` the control image is
-black, ``drop_both`` both. The head model is trained the same way on aligned head crops as an
+probability ``drop_ref`` the reference tokens are replaced by the unconditional ones (zeros or the
+empty prompt's, ``uncond``), ``drop_control`` the control image is black, ``drop_both`` both (the
+``paper`` preset, like the reference, drops nothing). The head model is trained the same way on aligned head crops as an
 inpainting model: its input adds the face mask and the crop with the face blanked out, that crop
 taken from the body-size frame (at inference it comes from a generated body frame), while the
 target is the crop of the full-size frame.
@@ -72,7 +73,7 @@ def train_model(
     seed_everything(seed)  # same initial weights for a given seed, resumed or not
     model, meta = build_denoiser(cfg, kind, registry)
     model.to(device)
-    codec = build_codec(cfg, registry).to(device)
+    codec = build_codec(cfg, registry, kind).to(device)
     sched_cfg = meta["scheduler_config"]
     from diffusers import DDPMScheduler
 
@@ -127,7 +128,7 @@ def train_model(
         drop_ctrl = ((r >= cfg.drop_ref) & (r < cfg.drop_ref + cfg.drop_control)) | (
             r >= 1 - cfg.drop_both
         )
-        tokens = tokens * (~drop_ref).float().view(-1, 1, 1)
+        tokens = torch.where(drop_ref.view(-1, 1, 1), model.null_tokens(tokens), tokens)
         ctrl = ctrl * (~drop_ctrl).float().view(-1, 1, 1, 1)
         inp = None
         if kind == "head":
