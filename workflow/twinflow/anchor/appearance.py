@@ -58,16 +58,23 @@ class ClipImageTokens(nn.Module):
     needed, is trained and saved.
     """
 
-    def __init__(self, folder: str | Path, dim: int):
+    def __init__(self, folder: str | Path | None, dim: int):
         super().__init__()
         tf = _transformers()
-        try:
-            clip = tf.CLIPVisionModel.from_pretrained(str(folder)).eval()
-        except OSError as err:
-            raise TwinflowError(f"cannot load a CLIP vision model ({err})", path=folder) from None
-        clip.requires_grad_(False)
+        if folder is None:  # random ViT-B/32 (benchmarks): transformers' default configs
+            clip = tf.CLIPVisionModel(tf.CLIPVisionConfig())
+            cls = getattr(tf, "CLIPImageProcessorPil", None) or tf.CLIPImageProcessor
+            self.processor = cls()
+        else:
+            try:
+                clip = tf.CLIPVisionModel.from_pretrained(str(folder))
+            except OSError as err:
+                raise TwinflowError(
+                    f"cannot load a CLIP vision model ({err})", path=folder
+                ) from None
+            self.processor = image_processor(folder)
+        clip.eval().requires_grad_(False)
         self._clip = [clip]  # a list keeps the frozen tower out of state_dict and parameters()
-        self.processor = image_processor(folder)
         self.width = int(clip.config.hidden_size)
         self.tokens = (clip.config.image_size // clip.config.patch_size) ** 2 + 1
         self.proj = nn.Identity() if self.width == dim else nn.Linear(self.width, dim)

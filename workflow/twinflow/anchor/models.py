@@ -240,7 +240,9 @@ def base_folder(cfg: AnchorConfig, kind: str, registry: str | Path = REGISTRY) -
     return resolve(name, registry)
 
 
-def build_codec(cfg: AnchorConfig, registry: str | Path = REGISTRY, kind: str = "body") -> nn.Module:
+def build_codec(
+    cfg: AnchorConfig, registry: str | Path = REGISTRY, kind: str = "body"
+) -> nn.Module:
     if cfg.space == "pixel":
         return PixelCodec()
     from diffusers import AutoencoderKL
@@ -269,16 +271,41 @@ def attach_uncond(
 
 
 def build_denoiser(
-    cfg: AnchorConfig, kind: str, registry: str | Path = REGISTRY
+    cfg: AnchorConfig,
+    kind: str,
+    registry: str | Path = REGISTRY,
+    init: str | Path | None = None,
 ) -> tuple[Denoiser, dict[str, Any]]:
-    """A fresh (or SD-initialised) body or head denoiser and the meta that rebuilds it."""
+    """A fresh (or SD-initialised) body or head denoiser and the meta that rebuilds it.
+
+    ``init``: a twinflow anchor checkpoint of the same kind (a stage-1 pre-training, or
+    Make-Your-Anchor's pre-trained weights converted by ``twinflow.convert mya``) whose UNet,
+    ControlNet (and reference encoder, when it fits) start the training, as the reference's
+    fine-tuning starts from ``--unet_model_name_or_path`` / ``--controlnet_model_name_or_path``.
+    """
     from diffusers import ControlNetModel, UNet2DConditionModel
 
     if kind not in ("body", "head"):
         raise ValueError(f"kind must be body or head, got {kind!r}")
     inpaint = kind == "head"
     size = cfg.body_size if kind == "body" else cfg.head_size
-    if cfg.base_model:
+    start = None
+    if init is not None:
+        from twinflow.train import load_checkpoint
+
+        start = load_checkpoint(init, expect={"pipeline": "anchor", "kind": kind})
+        unet = UNet2DConditionModel.from_config(start["meta"]["unet_config"])
+        controlnet = ControlNetModel.from_config(start["meta"]["controlnet_config"])
+        for name, net in (("unet", unet), ("controlnet", controlnet)):
+            net.load_state_dict(start["modules"][name])
+        want = 2 * cfg.channels + 1 if inpaint else cfg.channels
+        if unet.config.in_channels != want:
+            raise TwinflowError(
+                f"the initial {kind} UNet takes {unet.config.in_channels} channels, this preset "
+                f"{want}",
+                path=init,
+            )
+    elif cfg.base_model:
         base = resolve(cfg.base_model, registry)
         sd_unet = UNet2DConditionModel.from_pretrained(str(base), subfolder="unet")
         if inpaint:
@@ -304,6 +331,13 @@ def build_denoiser(
         controlnet = ControlNetModel(**controlnet_kwargs(cfg))
     dim = unet.config.cross_attention_dim
     ref = build_ref_encoder(cfg, dim, size, registry)
+    if start is not None:
+        own = ref.state_dict()
+        theirs = start["modules"].get("ref", {})
+        if set(own) == set(theirs) and all(own[k].shape == theirs[k].shape for k in own):
+            ref.load_state_dict(theirs)
+        else:
+            log.info("initial %s checkpoint: its reference encoder does not fit; fresh one", kind)
     model = attach_uncond(Denoiser(unet, controlnet, ref, inpaint=inpaint), cfg, kind, registry)
     meta = {
         "pipeline": "anchor",
@@ -315,6 +349,8 @@ def build_denoiser(
         "scheduler_config": scheduler_config(cfg, registry, kind),
         "size": size,
     }
+    if init is not None:
+        meta["init"] = str(init)
     return model, meta
 
 

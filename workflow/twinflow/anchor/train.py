@@ -59,8 +59,12 @@ def train_model(
     seed: int = 0,
     registry: str | Path = REGISTRY,
     device: torch.device | str = "cpu",
+    init: str | Path | None = None,
 ) -> TrainResult:
-    """Train the ``kind`` (``"body"`` or ``"head"``) denoiser on ``data``; write ``out``."""
+    """Train the ``kind`` (``"body"`` or ``"head"``) denoiser on ``data``; write ``out``.
+
+    ``init``: a twinflow anchor checkpoint to start from (stage-1 weights, see
+    :func:`twinflow.anchor.models.build_denoiser`); else SD's weights (``paper``) or random."""
     device = torch.device(device)
     images, controls, masks, context = _views(data, kind)
     train_idx = data.train
@@ -71,7 +75,7 @@ def train_model(
     ref_index = data.reference_index()
 
     seed_everything(seed)  # same initial weights for a given seed, resumed or not
-    model, meta = build_denoiser(cfg, kind, registry)
+    model, meta = build_denoiser(cfg, kind, registry, init=init)
     model.to(device)
     codec = build_codec(cfg, registry, kind).to(device)
     sched_cfg = meta["scheduler_config"]
@@ -188,6 +192,7 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--registry", default=str(REGISTRY))
+    p.add_argument("--init", default=None, help="start from this anchor checkpoint (stage 1)")
     p.add_argument("--out", required=True)
     runtime.add_args(p)
     return p
@@ -200,6 +205,11 @@ def run(kind: str, args: argparse.Namespace) -> None:
     except ValueError as err:
         raise InputError(str(err)) from None
     data = load_clips(args.data)
+    init = args.init
+    if init and not Path(init).exists():  # a registry name: verified like every model file
+        from twinflow.models import resolve
+
+        init = resolve(init, args.registry)
     train_model(
         kind,
         data,
@@ -211,4 +221,5 @@ def run(kind: str, args: argparse.Namespace) -> None:
         seed=args.seed,
         registry=args.registry,
         device=device,
+        init=init,
     )

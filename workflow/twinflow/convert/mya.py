@@ -99,7 +99,9 @@ def read_diffusers(folder: Path, cls, what: str) -> tuple[dict[str, Any], dict[s
     try:
         model = cls.from_config(config)
     except Exception as err:
-        raise ConversionError(f"config.json does not build a {what} ({err})", path=config_file)
+        raise ConversionError(
+            f"config.json does not build a {what} ({err})", path=config_file
+        ) from None
     check_state_dict(model, state, source=files[0], what=what)
     return dict(model.config), state
 
