@@ -225,3 +225,29 @@ def test_fine_tuning_starts_from_converted_weights_and_supplied_models_are_used(
     small = synthetic_clip(tmp_path / "small.npz", n=6, size=32, head=16)
     with pytest.raises(InputError, match="64 px"):
         use_model("demo", "body", bare, [str(small)], tmp_path / "no.pt")
+
+
+def test_condition_look_is_configurable(monkeypatch):
+    """The mesh renders' colour and background (the paper preset's approximate SHOW's look)."""
+    from twinflow.anchor import condition
+    from twinflow.anchor.presets import get_preset
+    from twinflow.render.mesh import RenderError
+
+    verts = np.array([[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]], np.float32)
+    K = np.array([[64.0, 0, 32], [0, 64.0, 32], [0, 0, 1]])
+    monkeypatch.setattr(
+        condition, "fit_meshes", lambda *a: (verts, np.array([[0, 1, 2]]), K, (64, 64))
+    )
+    paper = get_preset("paper")
+    try:
+        default = condition.mesh_condition_frames("fit.npz", 0, 1, 64)
+        show = condition.mesh_condition_frames("fit.npz", 0, 1, 64, paper.condition_color)
+        grey = condition.mesh_condition_frames("fit.npz", 0, 1, 64, None, (0.5, 0.5, 0.5))
+    except RenderError as err:
+        pytest.skip(f"no renderer: {err}")
+    centre = (0, 40, 32)
+    assert tuple(default[0, 0, 0]) == (0, 0, 0) and tuple(grey[0, 0, 0]) == (128, 128, 128)
+    assert np.array_equal(grey[centre], default[centre])  # the mesh itself is unchanged
+    # SHOW's blue-grey: green and blue well above red, unlike the default's lilac
+    r, g, b = show[centre].astype(int)
+    assert g > r + 20 and b > r + 20

@@ -180,7 +180,10 @@ def condition_inputs(base: str, settings: AnchorSettings) -> dict[str, str]:
 
 def condition_args(inputs: dict[str, str], settings: AnchorSettings) -> str:
     if settings.condition == "mesh":
-        return f"--source mesh --fit {inputs['fit']}"
+        cfg = settings.preset
+        color = ",".join(f"{v:g}" for v in cfg.condition_color)
+        background = ",".join(f"{v:g}" for v in cfg.condition_background)
+        return f"--source mesh --fit {inputs['fit']} --color {color} --background {background}"
     return f"--source standin --face {inputs['face']} --body {inputs['body']}"
 
 

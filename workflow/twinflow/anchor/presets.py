@@ -73,6 +73,16 @@ class AnchorConfig:
     Diffusion (DDPM for training, DDIM for sampling; epsilon prediction):
         train_timesteps, beta_schedule, beta_start, beta_end.
 
+    Conditioning renders (mesh source, :mod:`twinflow.anchor.condition`):
+        condition_color: the mesh's colour (linear RGB in [0, 1]) in the shared renderer
+            (:mod:`twinflow.render.mesh`: Lambert key and fill light, a little specular).
+        condition_background: the colour off the mesh (RGB in [0, 1]).
+        ``paper`` approximates the renders Make-Your-Anchor's models were trained on (SHOW's
+        SMPL-X renders: a light blue-grey mesh on black; its sample ``seth1`` poses have a
+        median foreground colour of (151, 187, 195) of 255): (0.78, 0.97, 1.0) gives the same
+        median with twinflow's shading (estimated over a sphere's visible normals); ``tiny``
+        keeps the renderer's default (0.72, 0.78, 0.92), median (139, 150, 177).
+
     Training:
         steps, head_steps: optimisation steps of the body and head models.
         batch_size, head_batch_size, lr, head_lr, weight_decay, grad_clip.
@@ -146,6 +156,8 @@ class AnchorConfig:
     norm_num_groups: int = 8
     cross_attention_dim: int = 64
     cond_embed_channels: tuple[int, ...] = (16,)
+    condition_color: tuple[float, float, float] = (0.72, 0.78, 0.92)
+    condition_background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     ref_encoder: str = "conv"
     clip_model: str = "clip-vit-base-patch32"
     ref_size: int = 64
@@ -228,6 +240,7 @@ PAPER = AnchorConfig(
     norm_num_groups=32,
     cross_attention_dim=768,
     cond_embed_channels=(16, 32, 96, 256),
+    condition_color=(0.78, 0.97, 1.0),
     ref_encoder="clip",
     ref_size=224,
     ref_tokens=64,
