@@ -19,8 +19,7 @@ pipeline (``inflate_head=False``) whose mask channel is 1 where pixels are kept
 (``head_mask_channel="keep"``) and whose masked-image latents are VAE posterior samples, one
 generator seeded per batch of 30 frames (``masked_latents="sample"``, ``head_batch=30``).
 Training: learning rate 1e-5, batch 4, AdamW (weight decay 1e-2), no condition dropout (the
-reference image is always given), 60 epochs per stage (twinflow counts optimisation steps,
-``steps`` and ``head_steps``).
+reference image is always given), 60 epochs per stage (``epochs``).
 
 Differences, deliberate: twinflow renders a motion in clips (one GPU job each, cross-faded) where
 the reference denoises the whole motion in one pass; its head crops come from mediapipe points
@@ -84,7 +83,10 @@ class AnchorConfig:
         keeps the renderer's default (0.72, 0.78, 0.92), median (139, 150, 177).
 
     Training:
-        steps, head_steps: optimisation steps of the body and head models.
+        steps, head_steps: optimisation steps of the body and head models (when ``epochs`` is
+            None and the run gives none).
+        epochs: passes over the training frames per model and stage (``paper``: 60, the
+            reference's ``--num_train_epochs``); a run's explicit steps take precedence.
         batch_size, head_batch_size, lr, head_lr, weight_decay, grad_clip.
         drop_ref: probability that a sample's reference tokens are replaced by the
             unconditional tokens (``uncond``).
@@ -168,6 +170,7 @@ class AnchorConfig:
     beta_start: float = 0.0001
     beta_end: float = 0.02
     steps: int = 1500
+    epochs: int | None = None
     head_steps: int = 800
     batch_size: int = 4
     head_batch_size: int = 8
@@ -250,6 +253,7 @@ PAPER = AnchorConfig(
     beta_end=0.012,
     steps=30000,
     head_steps=20000,
+    epochs=60,
     batch_size=4,
     head_batch_size=4,
     lr=1e-5,

@@ -46,6 +46,15 @@ def _views(data: ClipSet, kind: str):
     return a["head"], a["head_condition"], a["head_mask"], a["head_context"]
 
 
+def epoch_steps(cfg: AnchorConfig, frames: int, batch: int) -> int | None:
+    """Optimisation steps of ``cfg.epochs`` passes over ``frames`` training frames in batches
+    of ``batch`` (the reference's ``--num_train_epochs``, the last batch of an epoch partial);
+    None when the preset counts steps instead."""
+    if not cfg.epochs:
+        return None
+    return cfg.epochs * -(-frames // batch)
+
+
 def train_model(
     kind: str,
     data: ClipSet,
@@ -149,7 +158,8 @@ def train_model(
         return {"loss": loss.item()}
 
     modules = {"unet": model.unet, "controlnet": model.controlnet, "ref": model.ref}
-    total = steps or (cfg.steps if kind == "body" else cfg.head_steps)
+    total = steps or epoch_steps(cfg, len(train_idx), batch)
+    total = total or (cfg.steps if kind == "body" else cfg.head_steps)
     limit = max_minutes or (cfg.max_minutes if kind == "body" else cfg.head_max_minutes)
     loop = LoopConfig(
         steps=total,
