@@ -21,6 +21,7 @@ from tests.helpers import REPO
 from twinflow.anchor.presets import get_preset
 
 torch.set_num_threads(1)
+MYA_FIXTURES = Path(__file__).parent / "fixtures" / "anchor" / "mya"
 SMALL = {"body_size": 32, "head_size": 16, "ref_size": 32}
 
 
@@ -155,8 +156,15 @@ def test_killed_training_cli_resumes(tmp_path):
 
 
 def _tiny_sd_folder(root: Path, inpaint: bool = False) -> Path:
-    """A random model in SD-1.5's diffusers layout (unet/, vae/, scheduler/), tiny sizes."""
+    """A random model in SD-1.5's diffusers layout (unet/, vae/, scheduler/, and the tiny
+    text_encoder/ and tokenizer/ of the Make-Your-Anchor fixtures), tiny sizes."""
+    import shutil
+
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    mya = MYA_FIXTURES / ("sd-inpainting" if inpaint else "sd")
+    for sub in ("text_encoder", "tokenizer"):
+        shutil.copytree(mya / sub, root / sub)
 
     torch.manual_seed(0)
     UNet2DConditionModel(
@@ -167,7 +175,7 @@ def _tiny_sd_folder(root: Path, inpaint: bool = False) -> Path:
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         layers_per_block=1,
-        cross_attention_dim=32,
+        cross_attention_dim=16,  # the width of the fixture's CLIP and text encoder
         attention_head_dim=2,
         norm_num_groups=16,
     ).save_pretrained(root / "unet")
@@ -205,6 +213,8 @@ def sd_registry(tmp_path) -> Path:
         }
         for name in ("stable-diffusion-v1-5", "stable-diffusion-inpainting")
     }
+    entries["clip-vit-base-patch32"] = {**entries["stable-diffusion-v1-5"]}
+    entries["clip-vit-base-patch32"]["file"] = str(MYA_FIXTURES.resolve() / "clip")
     registry.write_text(yaml.safe_dump({"models": entries}))
     for name in entries:
         record(name, registry)
@@ -223,6 +233,8 @@ def test_paper_preset_loads_sd_folders_and_runs_one_window(tmp_path, sd_registry
     body, meta = build_denoiser(cfg, "body", sd_registry)
     assert body.unet.config.in_channels == 4 and body.unet.config.block_out_channels == [32, 64]
     assert meta["scheduler_config"]["beta_schedule"] == "scaled_linear"
+    # Make-Your-Anchor's conditioning: CLIP hidden states, the empty prompt's embedding
+    assert cfg.ref_encoder == "clip" and body.null.shape == (1, 17, 16)
     codec = build_codec(cfg, sd_registry)
     assert isinstance(codec, VaeCodec)
     controls = np.zeros((3, 64, 64, 3), np.uint8)

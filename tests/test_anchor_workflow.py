@@ -1,6 +1,8 @@
 """The anchor rules end to end on the demo twin, at toy sizes: clips of the twin -> conditioning
--> datasets -> body and head training -> evaluation; a render's motion split into overlapping
-clips -> per-clip body, head and blend jobs -> stitched, cross-faded, audio muxed.
+-> datasets -> stage-1 body and head training over the sheet -> the twin's body and head
+training from them -> evaluation; a render's motion split into overlapping clips -> per-clip
+body, head and blend jobs -> stitched, cross-faded, audio muxed. A twin with supplied models
+(``anchor: models:``) plans no training.
 
 Perception runs for real (its rules); the conditioning is the development stand-in
 (``anchor: condition: standin``) to keep the mocap fit out of the test's time."""
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from tests.helpers import make_project, planned_jobs, snakemake
 
@@ -25,6 +28,9 @@ ANCHOR = {
     "clip_overlap": 4,
     "max_render_seconds": {"tiny": 1.2},
     "face_labels": [],  # face-mesh silhouette masks: no parsing jobs
+    "pretrain": True,  # two stages: the sheet, then the twin
+    "pretrain_steps": {"tiny": 2},
+    "pretrain_head_steps": {"tiny": 2},
 }
 
 
@@ -49,6 +55,7 @@ def test_anchor_rules_end_to_end(tmp_path, demo_media):
     jobs = planned_jobs(work, *targets)
     rules = {rule for rule, _ in jobs}
     assert {"split_clips", "anchor_clips", "anchor_train_body", "anchor_train_head"} <= rules
+    assert {"anchor_pretrain_body", "anchor_pretrain_head"} <= rules
     assert not any(rule.startswith("mocap") for rule in rules)  # standin: no mesh fit needed
 
     snakemake(work, *targets)
@@ -66,5 +73,24 @@ def test_anchor_rules_end_to_end(tmp_path, demo_media):
     assert metrics["measured"]["condition_source"] == ["standin"]
     for rule in ("anchor_body", "anchor_head", "anchor_blend", "anchor_stitch"):
         assert any((work / "logs" / rule).iterdir())
+    for kind in ("body", "head"):  # stage 2 started from stage 1
+        meta = torch.load(work / f"results/demo/anchor/{kind}.pt", weights_only=False)["meta"]
+        assert meta["init"] == f"results/anchor_pretrain/{kind}.pt"
     # nothing left to do
     assert not planned_jobs(work, *targets)
+
+
+def test_supplied_models_replace_training(tmp_path):
+    """``anchor: models: {twin: folder}`` plans anchor_use_model instead of the trainings."""
+    video = tmp_path / "talk.mp4"
+    video.write_bytes(b"")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "body.pt").write_bytes(b"")
+    work = make_project(
+        tmp_path,
+        twins=[{"twin_id": "seth", "video": str(video)}, {"twin_id": "other", "video": str(video)}],
+        config={"anchor": {**ANCHOR, "pretrain": False, "models": {"seth": str(tmp_path / "m")}}},
+    )
+    jobs = planned_jobs(work, "results/seth/anchor/body.pt", "results/other/anchor/body.pt")
+    assert {w for rule, w in jobs if rule == "anchor_use_model"} == {"twin=seth,kind=body"}
+    assert {w for rule, w in jobs if rule == "anchor_train_body"} == {"twin=other"}

@@ -11,6 +11,13 @@ Because a query of frame ``i`` attends to the concatenation of every frame's key
 equals one scaled-dot-product attention over the window's ``F * N`` tokens (queries and keys of
 all frames concatenated), which is how it is computed: no key/value copies per frame. With one
 frame per window it is exactly standard self-attention.
+
+The reference's inflated networks (ControlVideo's ``UNet3DConditionModel`` and
+``ControlNetModel3D``) also change the normalisation: their ResNet blocks and the UNet's output
+norm apply ``nn.GroupNorm`` to ``(B, C, F, H, W)`` tensors, so the group statistics are taken over
+all frames of the window. :func:`inflate_norms` does the same with diffusers' 2D models
+(:class:`FrameGroupNorm`, sharing the original weights); the transformer blocks' input norm stays
+per frame, as in the reference.
 """
 
 from __future__ import annotations
@@ -113,6 +120,52 @@ def inflate(*models: torch.nn.Module, window: FrameWindow | None = None) -> Fram
         for name in names:
             processors[name] = InflatedAttnProcessor(window)
         model.set_attn_processor(processors)
+    return window
+
+
+class FrameGroupNorm(torch.nn.GroupNorm):
+    """``nn.GroupNorm`` whose statistics span the ``window.frames`` consecutive batch entries of
+    a window (a 5D ``GroupNorm`` over ``(G, C, F, H, W)``); per frame when ``frames`` is 1."""
+
+    window: FrameWindow
+
+    @classmethod
+    def wrap(cls, norm: torch.nn.GroupNorm, window: FrameWindow) -> FrameGroupNorm:
+        new = cls(norm.num_groups, norm.num_channels, norm.eps, norm.affine)
+        new.weight, new.bias = norm.weight, norm.bias  # the same parameters (and state_dict keys)
+        new.window = window
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frames = self.window.frames or 1
+        if frames == 1 or x.ndim != 4:
+            return super().forward(x)
+        batch, c, h, w = x.shape
+        if batch % frames:
+            raise ValueError(f"batch {batch} is not a multiple of the window's {frames} frames")
+        y = x.view(batch // frames, frames, c, h, w).transpose(1, 2)
+        y = F.group_norm(y, self.num_groups, self.weight, self.bias, self.eps)
+        return y.transpose(1, 2).reshape(batch, c, h, w)
+
+
+def inflate_norms(*models: torch.nn.Module, window: FrameWindow) -> FrameWindow:
+    """Make the group norms of every ResNet block of ``models`` (and a UNet's ``conv_norm_out``)
+    :class:`FrameGroupNorm` over ``window``, as the reference's inflated UNet and ControlNet."""
+    from diffusers.models.resnet import ResnetBlock2D
+
+    for model in models:
+        if model is None:
+            continue
+        for module in model.modules():
+            names = ("norm1", "norm2") if isinstance(module, ResnetBlock2D) else ()
+            if module is model and hasattr(module, "conv_norm_out"):
+                names = ("conv_norm_out",)
+            for name in names:
+                norm = getattr(module, name, None)
+                if isinstance(norm, FrameGroupNorm):
+                    norm.window = window
+                elif isinstance(norm, torch.nn.GroupNorm):
+                    setattr(module, name, FrameGroupNorm.wrap(norm, window))
     return window
 
 

@@ -49,20 +49,35 @@ def fit_meshes(fit: str | Path, start: int, stop: int):
     return fit_vertices(fit, start, stop)
 
 
-def mesh_condition_frames(fit: str | Path, start: int, stop: int, size: int) -> np.ndarray:
-    """Renders of the fitted body mesh (shaded, on black) for frames ``[start, stop)`` of the
-    mocap fit ``fit``: ``(T, size, size, 3) uint8``."""
+def mesh_condition_frames(
+    fit: str | Path,
+    start: int,
+    stop: int,
+    size: int,
+    color: tuple[float, float, float] | None = None,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> np.ndarray:
+    """Renders of the fitted body mesh (shaded in ``color``, on ``background``; default: the
+    renderer's colour on black) for frames ``[start, stop)`` of the mocap fit ``fit``:
+    ``(T, size, size, 3) uint8``."""
     import cv2
 
     from twinflow.render import MeshRenderer
+    from twinflow.render.mesh import DEFAULT_COLOR
+
+    color = tuple(color) if color is not None else DEFAULT_COLOR
+    bg = np.asarray(background, np.float32) * 255.0
 
     vertices, faces, K, (width, height) = fit_meshes(fit, start, stop)
     renderer = MeshRenderer(int(width), int(height))
     frames = []
     try:
         for v in vertices:
-            rgba, _ = renderer.render(v, faces, K)
+            rgba, _ = renderer.render(v, faces, K, color=color)
             rgb = rgba[..., :3]
+            if bg.any():  # composite over the background colour
+                alpha = rgba[..., 3:].astype(np.float32) / 255.0
+                rgb = (rgb * alpha + bg * (1 - alpha)).round().astype(np.uint8)
             if rgb.shape[:2] != (size, size):
                 rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
             frames.append(rgb)
@@ -94,6 +109,14 @@ def standin_condition_frames(
     return skeleton_frames(size, source_size, arrays["pose"], arrays["hands"], arrays["landmarks"])
 
 
+def _rgb(text: str) -> tuple[float, float, float]:
+    try:
+        r, g, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"a colour is r,g,b with values in [0, 1], got {text!r}") from None
+    return r, g, b
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twinflow.anchor.condition", description=__doc__)
     p.add_argument("--twin", required=True, help="twin or render id (for messages)")
@@ -104,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=int, required=True, help="first frame")
     p.add_argument("--stop", type=int, required=True, help="frame after the last")
     p.add_argument("--size", type=int, default=512, help="side of the renders (the video's)")
+    p.add_argument("--color", default=None, help="mesh colour r,g,b in [0, 1] [mesh]")
+    p.add_argument("--background", default="0,0,0", help="background r,g,b in [0, 1] [mesh]")
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--out", required=True)
@@ -114,7 +139,10 @@ def run(args: argparse.Namespace) -> None:
     if args.source == "mesh":
         if not args.fit:
             raise InputError("--source mesh needs --fit")
-        frames = mesh_condition_frames(args.fit, args.start, args.stop, args.size)
+        color = _rgb(args.color) if args.color else None
+        frames = mesh_condition_frames(
+            args.fit, args.start, args.stop, args.size, color, _rgb(args.background)
+        )
     else:
         if not (args.face and args.body):
             raise InputError("--source standin needs --face and --body")

@@ -4,10 +4,11 @@
 [--device auto] [--json out.json]``
 
 Builds SD-1.5-sized networks with random weights (UNet 320-640-1280-1280 and a ControlNet from it,
-the SD VAE, a 9-channel inpainting UNet with its ControlNet for 256 px heads, conv reference
-encoders) and times the whole per-clip inference: body frames at 512 px (20 DDIM steps, windows of
-16 frames overlapping by 4, classifier-free guidance: 2 x 16 frames per UNet call, VAE decoding),
-head crops, head inpainting at 256 px (same sampler), blending. ``--frames N`` times the first
+the SD VAE, a 9-channel inpainting UNet with its ControlNet for 256 px heads, a CLIP ViT-B/32
+vision tower for the appearance tokens, 50 x 768) and times the whole per-clip inference with the
+``paper`` preset's (Make-Your-Anchor's) settings: body frames at 512 px (20 DDIM steps, windows of
+16 frames every 12, group norms over the window, classifier-free guidance: 2 x 16 frames per UNet
+call, VAE decoding), head crops, head inpainting at 256 px (per frame, batches of 30), blending. ``--frames N`` times the first
 ``N`` frames only and scales to the full length by the frames denoised over all windows (a
 quick estimate; use at least 16 frames, one full window);
 by default the whole ``seconds x fps`` frames are rendered. A benchmark, not a test; meant for a
@@ -53,12 +54,19 @@ SD_VAE = {
 def paper_models(device, dtype, overrides=None) -> tuple[Trained, Trained]:
     from diffusers import AutoencoderKL
 
-    cfg = get_preset("paper", {"base_model": None, "inpaint_model": None, **(overrides or {})})
+    from twinflow.anchor.appearance import ClipImageTokens
+
+    # no SD folders: networks from the preset's configs; random CLIP tower, zero unconditional
+    # tokens (the empty prompt's embedding costs one text-encoder call per clip)
+    no_folders = {"base_model": None, "inpaint_model": None, "uncond": "zeros"}
+    cfg = get_preset("paper", {**no_folders, "ref_encoder": "conv", **(overrides or {})})
     vae = AutoencoderKL(**SD_VAE).to(device, dtype)
     codec = VaeCodec(vae)
+    clip = ClipImageTokens(None, cfg.cross_attention_dim)
     out = []
     for kind in ("body", "head"):
         model, meta = build_denoiser(cfg, kind)
+        model.ref = clip
         model.to(device, dtype).eval()
         size = cfg.body_size if kind == "body" else cfg.head_size
         out.append(
@@ -120,7 +128,8 @@ def run(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - t0
 
     def frame_evaluations(frames: int) -> int:  # frames denoised per step, over all windows
-        return sum(b - a for a, b in window_starts(frames, cfg.window, cfg.overlap))
+        windows = window_starts(frames, cfg.window, cfg.overlap, cfg.last_window)
+        return sum(b - a for a, b in windows)
 
     scale = frame_evaluations(total) / frame_evaluations(n)
     result = {

@@ -40,7 +40,7 @@ class Trained:
         cls, path: str | Path, kind: str, registry: str | Path = REGISTRY, device="cpu"
     ) -> Trained:
         model, cfg, ckpt = load_denoiser(path, kind, registry, device)
-        codec = build_codec(cfg, registry).to(device)
+        codec = build_codec(cfg, registry, kind).to(device)
         return cls(
             model=model,
             cfg=cfg,

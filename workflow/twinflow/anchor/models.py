@@ -3,9 +3,11 @@
 One :class:`Denoiser` serves the body and the head: ``unet`` (diffusers
 ``UNet2DConditionModel``; for the head an inpainting UNet whose input is
 ``[noisy, mask, masked image]`` like SD-inpainting's 9 channels, 3 + 1 + 3 = 7 in pixel space),
-``controlnet`` (diffusers ``ControlNetModel``, its control image is the mesh render) and ``ref``
-(the reference image -> cross-attention tokens). Images are ``[-1, 1]`` tensors; control images
-``[0, 1]`` (diffusers' convention).
+``controlnet`` (diffusers ``ControlNetModel``, its control image is the mesh render), ``ref``
+(the reference image -> cross-attention tokens: :class:`ConvRefEncoder` or Make-Your-Anchor's
+:class:`twinflow.anchor.appearance.ClipImageTokens`) and ``null`` (the unconditional tokens:
+zeros, or the base model's empty-prompt embedding, :func:`attach_uncond`). Images are
+``[-1, 1]`` tensors; control images ``[0, 1]`` (diffusers' convention).
 
 Checkpoints (``body.pt``, ``head.pt``) are twinflow checkpoints
 (:mod:`twinflow.train.checkpoint`): ``modules`` holds the state dicts of ``unet``,
@@ -25,14 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from twinflow.anchor.appearance import ClipImageTokens, empty_prompt_tokens
 from twinflow.anchor.presets import AnchorConfig, get_preset
 from twinflow.errors import TwinflowError
 from twinflow.models import REGISTRY, resolve
 
 log = logging.getLogger("twinflow.anchor.models")
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 # --- codecs ------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ class PixelCodec(nn.Module):
 
     scale = 1
 
-    def encode(self, images: torch.Tensor, sample: bool = False) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:
         return images
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -61,9 +61,12 @@ class VaeCodec(nn.Module):
         self.factor = float(getattr(vae.config, "scaling_factor", 0.18215))
 
     @torch.no_grad()
-    def encode(self, images: torch.Tensor, sample: bool = False) -> torch.Tensor:
+    def encode(
+        self, images: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Scaled latents: the posterior mean, or a sample (drawn with ``generator``)."""
         dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
-        z = dist.sample() if sample else dist.mean
+        z = dist.sample(generator=generator) if sample else dist.mean
         return z.float() * self.factor
 
     @torch.no_grad()
@@ -103,38 +106,6 @@ class ConvRefEncoder(nn.Module):
         return self.norm(self.proj(feats) + self.pos)
 
 
-class ClipRefEncoder(nn.Module):
-    """The authors' choice: a frozen CLIP vision tower (``transformers``), its patch tokens
-    projected to the UNet's cross-attention width. Only the projection is trained and saved."""
-
-    def __init__(self, path: Path, dim: int):
-        super().__init__()
-        try:
-            from transformers import CLIPVisionModelWithProjection
-        except ImportError as err:
-            raise TwinflowError(
-                "anchor ref_encoder='clip' needs the `transformers` package, which is not "
-                "installed; install it (pip install transformers) or use ref_encoder=conv "
-                "(config.yaml anchor: overrides: {ref_encoder: conv})"
-            ) from err
-        clip = CLIPVisionModelWithProjection.from_pretrained(str(path)).eval()
-        clip.requires_grad_(False)
-        self._clip = [clip]  # a list keeps the frozen tower out of state_dict and parameters()
-        width = clip.config.projection_dim
-        self.proj = nn.Identity() if width == dim else nn.Linear(width, dim)
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        clip = self._clip[0].to(image.device)
-        x = F.interpolate((image + 1) / 2, size=(224, 224), mode="bicubic", align_corners=False)
-        x = (x - self.mean) / self.std
-        with torch.no_grad():
-            hidden = clip.vision_model(pixel_values=x).last_hidden_state
-            tokens = clip.visual_projection(clip.vision_model.post_layernorm(hidden))
-        return self.proj(tokens)
-
-
 # --- the denoiser ------------------------------------------------------------------------------
 
 
@@ -147,10 +118,23 @@ class Denoiser(nn.Module):
         self.controlnet = controlnet
         self.ref = ref
         self.inpaint = inpaint
+        # unconditional tokens (1, N, D); None = zeros. Not saved: rebuilt from the base folder.
+        self.register_buffer("null", None, persistent=False)
 
     def tokens(self, reference: torch.Tensor) -> torch.Tensor:
         """Reference image(s) ``(B, 3, H, W)`` in [-1, 1] -> tokens ``(B, N, D)``."""
         return self.ref(reference)
+
+    def null_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The unconditional tokens in the shape of ``tokens`` ``(B, N, D)``."""
+        if self.null is None:
+            return torch.zeros_like(tokens)
+        if self.null.shape[1:] != tokens.shape[1:]:
+            raise TwinflowError(
+                f"unconditional tokens {tuple(self.null.shape[1:])} do not match the reference "
+                f"tokens {tuple(tokens.shape[1:])}"
+            )
+        return self.null.to(tokens).expand(tokens.shape[0], -1, -1)
 
     def forward(
         self,
@@ -160,8 +144,14 @@ class Denoiser(nn.Module):
         tokens: torch.Tensor,
         inpaint: torch.Tensor | None = None,
         control_scale: float = 1.0,
+        residual_into_mid: bool = False,
     ) -> torch.Tensor:
-        """Predicted noise. ``inpaint`` is ``[mask, masked image]`` at the sample's size (head)."""
+        """Predicted noise. ``inpaint`` is ``[mask, masked image]`` at the sample's size (head).
+
+        ``residual_into_mid``: the ControlNet's last down-block residual is also added to the
+        UNet's mid-block input, as in the reference's inflated UNet (its in-place ``+=`` on the
+        skip connections reaches the mid block's input, which is the same tensor).
+        """
         down, mid = self.controlnet(
             sample,
             timestep,
@@ -171,13 +161,25 @@ class Denoiser(nn.Module):
             return_dict=False,
         )
         unet_in = torch.cat([sample, inpaint], 1) if self.inpaint else sample
-        return self.unet(
-            unet_in,
-            timestep,
-            encoder_hidden_states=tokens,
-            down_block_additional_residuals=down,
-            mid_block_additional_residual=mid,
-        ).sample
+        hook = None
+        if residual_into_mid:
+            last = down[-1]
+
+            def add_residual(module, args, kwargs):
+                return (args[0] + last, *args[1:]), kwargs
+
+            hook = self.unet.mid_block.register_forward_pre_hook(add_residual, with_kwargs=True)
+        try:
+            return self.unet(
+                unet_in,
+                timestep,
+                encoder_hidden_states=tokens,
+                down_block_additional_residuals=down,
+                mid_block_additional_residual=mid,
+            ).sample
+        finally:
+            if hook is not None:
+                hook.remove()
 
 
 def unet_kwargs(cfg: AnchorConfig, in_channels: int, size: int) -> dict[str, Any]:
@@ -208,12 +210,14 @@ def controlnet_kwargs(cfg: AnchorConfig) -> dict[str, Any]:
     }
 
 
-def scheduler_config(cfg: AnchorConfig, registry: str | Path = REGISTRY) -> dict[str, Any]:
+def scheduler_config(
+    cfg: AnchorConfig, registry: str | Path = REGISTRY, kind: str = "body"
+) -> dict[str, Any]:
     """DDPM training schedule: the SD folder's ``scheduler/`` when the preset has one."""
     from diffusers import DDPMScheduler
 
     if cfg.base_model:
-        folder = resolve(cfg.base_model, registry)
+        folder = base_folder(cfg, kind, registry)
         sched = DDPMScheduler.from_pretrained(str(folder), subfolder="scheduler")
     else:
         sched = DDPMScheduler(
@@ -229,12 +233,21 @@ def scheduler_config(cfg: AnchorConfig, registry: str | Path = REGISTRY) -> dict
     return dict(sched.config)
 
 
-def build_codec(cfg: AnchorConfig, registry: str | Path = REGISTRY) -> nn.Module:
+def base_folder(cfg: AnchorConfig, kind: str, registry: str | Path = REGISTRY) -> Path:
+    """The SD folder whose VAE, text encoder and scheduler the ``kind`` model uses: SD-1.5 for
+    the body, SD-inpainting for the head (as the reference's ``--pipe_path``)."""
+    name = cfg.inpaint_model if kind == "head" and cfg.inpaint_model else cfg.base_model
+    return resolve(name, registry)
+
+
+def build_codec(
+    cfg: AnchorConfig, registry: str | Path = REGISTRY, kind: str = "body"
+) -> nn.Module:
     if cfg.space == "pixel":
         return PixelCodec()
     from diffusers import AutoencoderKL
 
-    folder = resolve(cfg.base_model, registry)
+    folder = base_folder(cfg, kind, registry)
     return VaeCodec(AutoencoderKL.from_pretrained(str(folder), subfolder="vae"))
 
 
@@ -243,25 +256,56 @@ def build_ref_encoder(
 ) -> nn.Module:
     """Reference images of side ``size`` -> tokens of width ``dim``."""
     if cfg.ref_encoder == "clip":
-        try:
-            import transformers  # noqa: F401
-        except ImportError:
-            ClipRefEncoder(Path("."), dim)  # raises the explanatory error
-        return ClipRefEncoder(resolve(cfg.clip_model, registry), dim)
+        return ClipImageTokens(resolve(cfg.clip_model, registry), dim)
     return ConvRefEncoder(min(cfg.ref_size, size), cfg.ref_tokens, cfg.ref_width, dim)
 
 
+def attach_uncond(
+    model: Denoiser, cfg: AnchorConfig, kind: str, registry: str | Path = REGISTRY
+) -> Denoiser:
+    """Set ``model.null`` for ``uncond="empty_prompt"`` (zeros otherwise)."""
+    if cfg.uncond == "empty_prompt":
+        n = getattr(model.ref, "tokens", cfg.ref_tokens)
+        model.null = empty_prompt_tokens(base_folder(cfg, kind, registry), n)
+    return model
+
+
 def build_denoiser(
-    cfg: AnchorConfig, kind: str, registry: str | Path = REGISTRY
+    cfg: AnchorConfig,
+    kind: str,
+    registry: str | Path = REGISTRY,
+    init: str | Path | None = None,
 ) -> tuple[Denoiser, dict[str, Any]]:
-    """A fresh (or SD-initialised) body or head denoiser and the meta that rebuilds it."""
+    """A fresh (or SD-initialised) body or head denoiser and the meta that rebuilds it.
+
+    ``init``: a twinflow anchor checkpoint of the same kind (a stage-1 pre-training, or
+    Make-Your-Anchor's pre-trained weights converted by ``twinflow.convert mya``) whose UNet,
+    ControlNet (and reference encoder, when it fits) start the training, as the reference's
+    fine-tuning starts from ``--unet_model_name_or_path`` / ``--controlnet_model_name_or_path``.
+    """
     from diffusers import ControlNetModel, UNet2DConditionModel
 
     if kind not in ("body", "head"):
         raise ValueError(f"kind must be body or head, got {kind!r}")
     inpaint = kind == "head"
     size = cfg.body_size if kind == "body" else cfg.head_size
-    if cfg.base_model:
+    start = None
+    if init is not None:
+        from twinflow.train import load_checkpoint
+
+        start = load_checkpoint(init, expect={"pipeline": "anchor", "kind": kind})
+        unet = UNet2DConditionModel.from_config(start["meta"]["unet_config"])
+        controlnet = ControlNetModel.from_config(start["meta"]["controlnet_config"])
+        for name, net in (("unet", unet), ("controlnet", controlnet)):
+            net.load_state_dict(start["modules"][name])
+        want = 2 * cfg.channels + 1 if inpaint else cfg.channels
+        if unet.config.in_channels != want:
+            raise TwinflowError(
+                f"the initial {kind} UNet takes {unet.config.in_channels} channels, this preset "
+                f"{want}",
+                path=init,
+            )
+    elif cfg.base_model:
         base = resolve(cfg.base_model, registry)
         sd_unet = UNet2DConditionModel.from_pretrained(str(base), subfolder="unet")
         if inpaint:
@@ -287,6 +331,14 @@ def build_denoiser(
         controlnet = ControlNetModel(**controlnet_kwargs(cfg))
     dim = unet.config.cross_attention_dim
     ref = build_ref_encoder(cfg, dim, size, registry)
+    if start is not None:
+        own = ref.state_dict()
+        theirs = start["modules"].get("ref", {})
+        if set(own) == set(theirs) and all(own[k].shape == theirs[k].shape for k in own):
+            ref.load_state_dict(theirs)
+        else:
+            log.info("initial %s checkpoint: its reference encoder does not fit; fresh one", kind)
+    model = attach_uncond(Denoiser(unet, controlnet, ref, inpaint=inpaint), cfg, kind, registry)
     meta = {
         "pipeline": "anchor",
         "kind": kind,
@@ -294,10 +346,12 @@ def build_denoiser(
         "preset_values": _preset_dict(cfg),
         "unet_config": dict(unet.config),
         "controlnet_config": dict(controlnet.config),
-        "scheduler_config": scheduler_config(cfg, registry),
+        "scheduler_config": scheduler_config(cfg, registry, kind),
         "size": size,
     }
-    return Denoiser(unet, controlnet, ref, inpaint=inpaint), meta
+    if init is not None:
+        meta["init"] = str(init)
+    return model, meta
 
 
 def _preset_dict(cfg: AnchorConfig) -> dict[str, Any]:
@@ -323,6 +377,13 @@ def load_denoiser(
 
     from twinflow.train import load_checkpoint
 
+    if Path(path).is_dir():
+        raise TwinflowError(
+            f"a folder, not a twinflow anchor {kind} checkpoint; a Make-Your-Anchor checkpoint "
+            f"folder (unet/, controlnet/) is converted first: python -m twinflow.convert mya "
+            f"{path} --part {kind} --out {kind}.pt",
+            path=path,
+        )
     ckpt = load_checkpoint(path, expect={"pipeline": "anchor", "kind": kind})
     meta = ckpt["meta"]
     cfg = preset_from_meta(meta)
@@ -332,4 +393,5 @@ def load_denoiser(
     model = Denoiser(unet, controlnet, ref, inpaint=kind == "head")
     for name in ("unet", "controlnet", "ref"):
         getattr(model, name).load_state_dict(ckpt["modules"][name])
+    attach_uncond(model, cfg, kind, registry)
     return model.to(device).eval(), cfg, ckpt

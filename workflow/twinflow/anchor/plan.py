@@ -58,6 +58,23 @@ class AnchorSettings:
     face_labels: tuple[int, ...]
     seed: int
     threads: int
+    pretrain: bool = False
+    pretrain_steps: int | None = None
+    pretrain_head_steps: int | None = None
+    pretrained: tuple[tuple[str, str], ...] = ()
+    models: tuple[tuple[str, str], ...] = ()
+
+    def pretrained_of(self, kind: str) -> str | None:
+        """The stage-1 checkpoint (path or registry name) fine-tuning of ``kind`` starts from."""
+        return dict(self.pretrained).get(kind)
+
+    def model_of(self, twin: str) -> str | None:
+        """The folder with a supplied ``body.pt`` / ``head.pt`` for ``twin`` (no training)."""
+        return dict(self.models).get(twin)
+
+    def pretrain_steps_arg(self, kind: str) -> str:
+        steps = self.pretrain_steps if kind == "body" else self.pretrain_head_steps
+        return f"--steps {steps}" if steps else self.steps_arg(kind)
 
     @property
     def set_args(self) -> str:
@@ -122,6 +139,15 @@ def settings(config: dict) -> AnchorSettings:
         ),
         seed=int(section.get("seed", 0)),
         threads=int(_per_preset(section.get("threads"), name, 2)),
+        pretrain=bool(section.get("pretrain", False)),
+        pretrain_steps=_per_preset(section.get("pretrain_steps"), name),
+        pretrain_head_steps=_per_preset(section.get("pretrain_head_steps"), name),
+        pretrained=tuple(
+            (kind, str(path))
+            for kind, path in (section.get("pretrained") or {}).items()
+            if path is not None
+        ),
+        models=tuple((str(t), str(f)) for t, f in (section.get("models") or {}).items()),
     )
 
 
@@ -154,7 +180,10 @@ def condition_inputs(base: str, settings: AnchorSettings) -> dict[str, str]:
 
 def condition_args(inputs: dict[str, str], settings: AnchorSettings) -> str:
     if settings.condition == "mesh":
-        return f"--source mesh --fit {inputs['fit']}"
+        cfg = settings.preset
+        color = ",".join(f"{v:g}" for v in cfg.condition_color)
+        background = ",".join(f"{v:g}" for v in cfg.condition_background)
+        return f"--source mesh --fit {inputs['fit']} --color {color} --background {background}"
     return f"--source standin --face {inputs['face']} --body {inputs['body']}"
 
 
@@ -225,5 +254,70 @@ def render_clip_names(checkpoints, render: str) -> list[str]:
 
 
 def model_path(render, kind: str) -> str:
-    """The trained body or head model that renders ``render``."""
+    """The trained (or imported) body or head model that renders ``render``."""
     return f"results/{render.twin_id}/anchor/{kind}.pt"
+
+
+# --- two-stage training and supplied models ------------------------------------------------
+
+PRETRAIN = "results/anchor_pretrain/{kind}.pt"
+
+
+def is_path(name_or_path: str) -> bool:
+    """A file path (``.pt`` or with a folder), not a registry name."""
+    return name_or_path.endswith(".pt") or "/" in name_or_path
+
+
+def registry_file(name_or_path: str, registry: str | Path) -> str:
+    """A registry entry's file (``models/<file>``) or the path itself."""
+    from twinflow.models import load_registry
+
+    if is_path(name_or_path):
+        return name_or_path
+    entries = load_registry(registry)
+    if name_or_path not in entries:
+        raise ValueError(
+            f"anchor: pretrained {name_or_path!r} is neither a file nor a registry entry"
+        )
+    return str(Path(registry).parent / entries[name_or_path].file)
+
+
+def init_input(settings: AnchorSettings, kind: str, registry: str | Path) -> dict[str, str]:
+    """``{"init": checkpoint}`` the per-twin fine-tuning of ``kind`` starts from: the configured
+    ``pretrained`` weights, else the stage-1 job's output (``pretrain: true``), else ``{}``."""
+    given = settings.pretrained_of(kind)
+    if given:
+        return {"init": registry_file(given, registry)}
+    if settings.pretrain:
+        return {"init": PRETRAIN.format(kind=kind)}
+    return {}
+
+
+def init_arg(input, settings: AnchorSettings, kind: str) -> str:
+    """``--init`` for a training rule's optional ``init`` input (a registry name is passed as
+    such, so that the stage verifies its checksum)."""
+    init = getattr(input, "init", None)
+    if not init:
+        return ""
+    given = settings.pretrained_of(kind)
+    name = given if given and not is_path(given) else init
+    return f"--init {shlex.quote(str(name))}"
+
+
+def supplied_pattern(twins, settings: AnchorSettings, supplied: bool) -> str:
+    """A wildcard regex of the twins whose models are supplied (``supplied``) or trained."""
+    given = {t for t, _ in settings.models}
+    ids = sorted(t for t in twins if (t in given) == supplied)
+    return "|".join(ids) if ids else "(?!x)x"
+
+
+def supplied_model(settings: AnchorSettings, twin: str, kind: str) -> str:
+    folder = settings.model_of(twin)
+    if folder is None:
+        raise ValueError(f"anchor: no supplied model for twin {twin}")
+    return str(Path(folder) / f"{kind}.pt")
+
+
+def pretrain_data(checkpoints, twins) -> list[str]:
+    """Every clip of every twin of the sheet: stage 1's training data."""
+    return [path for twin in sorted(twins) for path in twin_data(checkpoints, twin)]

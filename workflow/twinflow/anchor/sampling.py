@@ -1,7 +1,9 @@
 """Video sampling with batch-overlapped windows (Make-Your-Anchor's temporal denoising).
 
-A clip of ``T`` frames is covered by windows of ``window`` frames that overlap by ``overlap``
-(the last window is moved back to end at the clip's last frame). At every DDIM step each window
+A clip of ``T`` frames is covered by windows of ``window`` frames that overlap by ``overlap``: a
+window starts every ``window - overlap`` frames and the last ones are cut at the clip's end (the
+reference's ``get_overlap_slide_window_indices``, ``last="truncate"``), or the last window is
+moved back to end at the clip's last frame (``last="shift"``). At every DDIM step each window
 is denoised with inflated attention (:mod:`twinflow.anchor.attention`), and each frame's noise
 prediction is the average over the windows that contain it; then one scheduler step moves all
 frames. Every frame starts from the same initial noise, and classifier-free guidance mixes
@@ -17,13 +19,25 @@ import torch
 from twinflow.anchor.attention import FrameWindow, frames_per_window
 
 
-def window_starts(n_frames: int, window: int = 16, overlap: int = 4) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]`` windows covering ``range(n_frames)``; neighbours share at least
-    ``overlap`` frames (exactly ``overlap`` except where the last window was moved back)."""
+def window_starts(
+    n_frames: int, window: int = 16, overlap: int = 4, last: str = "shift"
+) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` windows covering ``range(n_frames)``.
+
+    ``last="truncate"``: a window at every multiple of ``window - overlap`` below ``n_frames``,
+    cut at ``n_frames`` (Make-Your-Anchor's; e.g. 16 frames, window 16, overlap 4:
+    ``[(0, 16), (12, 16)]``). ``last="shift"``: neighbours share at least ``overlap`` frames,
+    exactly ``overlap`` except where the last window was moved back to end at the last frame.
+    """
     if n_frames <= 0:
         return []
     if window <= overlap:
         raise ValueError(f"window ({window}) must exceed overlap ({overlap})")
+    if last == "truncate":
+        stride = window - overlap
+        return [(a, min(a + window, n_frames)) for a in range(0, n_frames, stride)]
+    if last != "shift":
+        raise ValueError(f"last must be shift or truncate, got {last!r}")
     if n_frames <= window:
         return [(0, n_frames)]
     stride = window - overlap
@@ -75,6 +89,7 @@ def sample_video(
     progress: Callable[[int, int], None] | None = None,
     latents: torch.Tensor | None = None,
     eta: float = 0.0,
+    last: str = "shift",
 ) -> torch.Tensor:
     """Denoise ``n_frames`` frames of ``shape`` (C, H, W) and return the final ``(T, C, H, W)``.
 
@@ -92,7 +107,7 @@ def sample_video(
     if latents is None:
         latents = initial_noise(n_frames, shape, generator, device)
     latents = latents * scheduler.init_noise_sigma
-    windows = window_starts(n_frames, window, overlap)
+    windows = window_starts(n_frames, window, overlap, last)
     for k, t in enumerate(scheduler.timesteps):
         eps_sum = torch.zeros_like(latents)
         count = torch.zeros(n_frames, 1, 1, 1, device=latents.device)

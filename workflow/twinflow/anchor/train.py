@@ -3,8 +3,9 @@
 A sample is a frame, its conditioning render and a random reference frame from the same clip
 (never from the held-out block). The loss is the MSE between the true and predicted noise at a
 random DDPM timestep (epsilon prediction). Condition dropout for classifier-free guidance: with
-probability ``drop_ref`` the reference tokens are zeroed, ``drop_control`` the control image is
-black, ``drop_both`` both. The head model is trained the same way on aligned head crops as an
+probability ``drop_ref`` the reference tokens are replaced by the unconditional ones (zeros or the
+empty prompt's, ``uncond``), ``drop_control`` the control image is black, ``drop_both`` both (the
+``paper`` preset, like the reference, drops nothing). The head model is trained the same way on aligned head crops as an
 inpainting model: its input adds the face mask and the crop with the face blanked out, that crop
 taken from the body-size frame (at inference it comes from a generated body frame), while the
 target is the crop of the full-size frame.
@@ -45,6 +46,15 @@ def _views(data: ClipSet, kind: str):
     return a["head"], a["head_condition"], a["head_mask"], a["head_context"]
 
 
+def epoch_steps(cfg: AnchorConfig, frames: int, batch: int) -> int | None:
+    """Optimisation steps of ``cfg.epochs`` passes over ``frames`` training frames in batches
+    of ``batch`` (the reference's ``--num_train_epochs``, the last batch of an epoch partial);
+    None when the preset counts steps instead."""
+    if not cfg.epochs:
+        return None
+    return cfg.epochs * -(-frames // batch)
+
+
 def train_model(
     kind: str,
     data: ClipSet,
@@ -58,8 +68,12 @@ def train_model(
     seed: int = 0,
     registry: str | Path = REGISTRY,
     device: torch.device | str = "cpu",
+    init: str | Path | None = None,
 ) -> TrainResult:
-    """Train the ``kind`` (``"body"`` or ``"head"``) denoiser on ``data``; write ``out``."""
+    """Train the ``kind`` (``"body"`` or ``"head"``) denoiser on ``data``; write ``out``.
+
+    ``init``: a twinflow anchor checkpoint to start from (stage-1 weights, see
+    :func:`twinflow.anchor.models.build_denoiser`); else SD's weights (``paper``) or random."""
     device = torch.device(device)
     images, controls, masks, context = _views(data, kind)
     train_idx = data.train
@@ -70,9 +84,9 @@ def train_model(
     ref_index = data.reference_index()
 
     seed_everything(seed)  # same initial weights for a given seed, resumed or not
-    model, meta = build_denoiser(cfg, kind, registry)
+    model, meta = build_denoiser(cfg, kind, registry, init=init)
     model.to(device)
-    codec = build_codec(cfg, registry).to(device)
+    codec = build_codec(cfg, registry, kind).to(device)
     sched_cfg = meta["scheduler_config"]
     from diffusers import DDPMScheduler
 
@@ -127,7 +141,7 @@ def train_model(
         drop_ctrl = ((r >= cfg.drop_ref) & (r < cfg.drop_ref + cfg.drop_control)) | (
             r >= 1 - cfg.drop_both
         )
-        tokens = tokens * (~drop_ref).float().view(-1, 1, 1)
+        tokens = torch.where(drop_ref.view(-1, 1, 1), model.null_tokens(tokens), tokens)
         ctrl = ctrl * (~drop_ctrl).float().view(-1, 1, 1, 1)
         inp = None
         if kind == "head":
@@ -144,7 +158,8 @@ def train_model(
         return {"loss": loss.item()}
 
     modules = {"unet": model.unet, "controlnet": model.controlnet, "ref": model.ref}
-    total = steps or (cfg.steps if kind == "body" else cfg.head_steps)
+    total = steps or epoch_steps(cfg, len(train_idx), batch)
+    total = total or (cfg.steps if kind == "body" else cfg.head_steps)
     limit = max_minutes or (cfg.max_minutes if kind == "body" else cfg.head_max_minutes)
     loop = LoopConfig(
         steps=total,
@@ -187,6 +202,7 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--registry", default=str(REGISTRY))
+    p.add_argument("--init", default=None, help="start from this anchor checkpoint (stage 1)")
     p.add_argument("--out", required=True)
     runtime.add_args(p)
     return p
@@ -199,6 +215,11 @@ def run(kind: str, args: argparse.Namespace) -> None:
     except ValueError as err:
         raise InputError(str(err)) from None
     data = load_clips(args.data)
+    init = args.init
+    if init and not Path(init).exists():  # a registry name: verified like every model file
+        from twinflow.models import resolve
+
+        init = resolve(init, args.registry)
     train_model(
         kind,
         data,
@@ -210,4 +231,5 @@ def run(kind: str, args: argparse.Namespace) -> None:
         seed=args.seed,
         registry=args.registry,
         device=device,
+        init=init,
     )
