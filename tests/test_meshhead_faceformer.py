@@ -314,3 +314,25 @@ def test_faceformer_split_of_a_vocaset_folder(tmp_path):
     args[args.index(str(tmp_path / "v"))] = str(tmp_path / "w")
     with pytest.raises(InputError, match="no sentence of FaceFormer's vocaset training subjects"):
         dataset_stage.run(dataset_stage.build_parser().parse_args(args))
+
+
+def test_paper_size_models_have_faceformers_parameter_counts():
+    """The vocaset and biwi presets at full size (wav2vec2-base-960h's architecture inside):
+    the parameters FaceFormer's modules have, and a second of audio decodes."""
+    from twinflow.meshhead.audio2mesh_bench import SETUPS, build
+
+    for preset, (n_vertices, n_subjects, _) in SETUPS.items():
+        model, _ = build(preset, torch.device("cpu"))
+        d, v3 = model.cfg.d_model, 3 * n_vertices
+        decoder = 2 * (4 * d * d + 4 * d) + (d * 2 * d + 2 * d) + (2 * d * d + d) + 3 * 2 * d
+        faceformer = (768 * d + d) + (v3 * d + d) + (d * v3 + v3) + n_subjects * d + decoder
+        wav2vec2 = sum(p.numel() for p in model.audio.wav2vec2.parameters())
+        assert wav2vec2 == 94_371_712  # facebook/wav2vec2-base-960h's Wav2Vec2Model
+        assert sum(p.numel() for p in model.parameters()) == wav2vec2 + faceformer
+        frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+        assert frozen == sum(p.numel() for p in model.audio.wav2vec2.feature_extractor.parameters())
+    with torch.no_grad():  # the last one built: biwi, 2:1 at 25 fps
+        memory = model.encode(torch.randn(1, 16000))
+        assert memory.shape == (1, 48, 128)
+        out = rollout(model.eval(), memory, 24, None, torch.zeros(1, dtype=torch.long))
+    assert out.shape == (1, 24, 70110) and torch.isfinite(out).all()
