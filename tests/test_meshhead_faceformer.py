@@ -336,3 +336,36 @@ def test_paper_size_models_have_faceformers_parameter_counts():
         assert memory.shape == (1, 48, 128)
         out = rollout(model.eval(), memory, 24, None, torch.zeros(1, dtype=torch.long))
     assert out.shape == (1, 24, 70110) and torch.isfinite(out).all()
+
+
+def test_training_from_scratch_starts_from_the_registry_wav2vec2(tmp_path):
+    """``--preset vocaset`` without --pretrained: FaceFormer's ``from_pretrained`` is the
+    registry's wav2vec2-base-960h folder (here a small random one saved by transformers)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from twinflow.models import record
+
+    config = json.loads((FIX / "wav2vec2_config.json").read_text())
+    w2v = Wav2Vec2Model(Wav2Vec2Config.from_dict(config))
+    w2v.save_pretrained(tmp_path / "models" / "wav2vec2-base-960h")
+    registry = tmp_path / "models" / "registry.yaml"
+    registry.write_text(
+        "models:\n  wav2vec2-base-960h:\n    file: wav2vec2-base-960h\n    sha256: null\n"
+        "    licence: Apache-2.0\n    source: test\n    used_by: [twinflow.meshhead]\n"
+    )
+    record("wav2vec2-base-960h", registry)
+    data = tmp_path / "dataset.npz"
+    make_dataset(data, np.load(FIX / "template_vocaset.npy"), 30.0, seconds=(1.0, 1.0, 1.0))
+    out = tmp_path / "a2m.pt"
+    args = ["--twin", "t", "--dataset", str(data), "--preset", "vocaset", "--steps", "1"]
+    args += ["--registry", str(registry), "--threads", "1", "--out", str(out)]
+    assert stage_main(train_audio2mesh.build_parser, train_audio2mesh.run, args) == 0
+    ckpt = load_checkpoint(out)
+    state = ckpt["modules"]["model"]
+    start = w2v.state_dict()
+    cnn = [k for k in start if k.startswith("feature_extractor.")]
+    assert all(torch.equal(state[f"audio.wav2vec2.{k}"], start[k]) for k in cnn)
+    assert ckpt["meta"]["wav2vec2_config"]["hidden_size"] == 48
+    assert ckpt["meta"]["config"]["train_mode"] == "autoregressive"
+    assert ckpt["extra"]["basis"]["scale"].tolist() == [1.0]  # offsets in metres
+    assert Audio2MeshRunner(out).predict(np.load(FIX / "audio.npy"), 16000).shape == (59, 40, 3)
