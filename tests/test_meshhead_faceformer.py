@@ -130,6 +130,24 @@ def test_checkpoints_of_transformers_4_6_and_files_that_do_not_fit(converted, tm
     b = load_checkpoint(converted["vocaset"])["modules"]["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
+    # a registry name (models/registry.yaml: faceformer-vocaset), checksum-verified
+    from twinflow.models import record
+
+    (tmp_path / "faceformer").mkdir()
+    (tmp_path / "faceformer" / "vocaset.pth").write_bytes((FIX / "vocaset.pth").read_bytes())
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(
+        "models:\n  faceformer-vocaset:\n    file: faceformer/vocaset.pth\n    sha256: null\n"
+        "    licence: MIT\n    source: test\n    used_by: [twinflow.convert.faceformer]\n"
+    )
+    named = fixture_args("vocaset", tmp_path / "named.pt", Path("faceformer-vocaset"))
+    with pytest.raises(Exception, match="no recorded checksum"):
+        convert_raising([*named, "--registry", str(registry)])
+    record("faceformer-vocaset", registry)
+    convert_raising([*named, "--registry", str(registry)])
+    a = load_checkpoint(tmp_path / "named.pt")["modules"]["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
     x = tmp_path / "x.pt"
     cut = tmp_path / "cut.pth"
     cut.write_bytes((FIX / "vocaset.pth").read_bytes()[:5000])

@@ -5,7 +5,9 @@
 
 The source is what FaceFormer (github:EvelynFan/FaceFormer, ``main.py``) saves:
 ``torch.save(model.state_dict())`` of its ``Faceformer`` — the published ``vocaset.pth`` and
-``biwi.pth`` or a model a user trained with its code. The output is read by
+``biwi.pth`` or a model a user trained with its code; or a registry name
+(``faceformer-vocaset``, ``faceformer-biwi`` in ``--registry``), checked against its recorded
+checksum. The output is read by
 :class:`twinflow.meshhead.infer.Audio2MeshRunner` (``meshhead: pretrained:`` in config.yaml, or
 ``python -m twinflow.meshhead.infer --model``) and predicts the same meshes from raw audio.
 
@@ -92,6 +94,7 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faces", help="mesh faces for previews: .npy (F, 3) or a mesh file")
     p.add_argument("--lips", help="lip vertex indices (.npy or .txt) for the lip vertex error")
     p.add_argument("--topology", default="flame", help="topology name stored with the model")
+    p.add_argument("--registry", default="models/registry.yaml", help="for a registry name")
 
 
 def fused_to_split(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -210,6 +213,11 @@ def convert(args: argparse.Namespace) -> None:
     from twinflow.train import save_checkpoint
 
     source = Path(args.source)
+    if not source.exists() and Path(args.registry).is_file():
+        from twinflow.models import load_registry, resolve
+
+        if args.source in load_registry(args.registry):
+            source = resolve(args.source, args.registry)
     state = load_reference(source)
     if not isinstance(state, dict) or "vertice_map.weight" not in state:
         raise ConversionError(
