@@ -22,8 +22,10 @@
 * **Autoregressive decoding**: token 0 is the style embedding (plus a learned start vector with
   ``decoder="twinflow"``); token ``j > 0`` embeds the motion of frame ``j - 1``. FaceFormer's
   teacher-forced pass instead embeds a zero motion as token 0 (its ``vertice_map`` bias plus the
-  style), and so does :meth:`Audio2Mesh.forward` with ``decoder="faceformer"``. Outputs are normalised PCA coefficients of the twin's motion (or the
-  normalised full displacement). A key/value cache makes each new frame cost one token.
+  style), and so does :meth:`Audio2Mesh.forward` with ``decoder="faceformer"``. Outputs are
+  normalised PCA coefficients of the twin's motion, or the full displacement (normalised, or in
+  metres as FaceFormer). A key/value cache makes each new frame cost one token
+  (:func:`rollout`; FaceFormer re-runs the sequence per frame, with the same result).
 * **Windowed decoding** (:func:`generate`): ``window`` new frames per window, each window
   starting with the ``history`` previous outputs as a teacher-forced prefix and global PPE
   phases, so that windows join without a seam and audio of any length can be decoded.
