@@ -75,10 +75,11 @@ class Audio2MeshConfig:
     Training: ``train_mode`` ``"scheduled"`` or ``"autoregressive"`` (FaceFormer: every frame
     fed the previous predictions, gradients through the whole rollout), ``optimizer``
     ``"adamw"`` or ``"adam"``, ``lr_schedule`` ``"cosine"`` (warm-up, to 0.1 lr) or
-    ``"constant"``, ``steps``, ``batch``, ``seq_len`` (frames per training window; a whole
-    sentence when shorter), ``lr``, ``sched_sampling`` (final fraction of inputs replaced by the
-    model's own predictions), ``input_noise``, ``velocity_weight``, ``mouth_weight`` (extra loss
-    on mouth vertices), ``audio_augment`` (random gain and noise on log-mel features).
+    ``"constant"``, ``grad_clip`` (gradient norm clipping; 0: none, as FaceFormer), ``steps``,
+    ``batch``, ``seq_len`` (frames per training window; a whole sentence when shorter), ``lr``,
+    ``sched_sampling`` (final fraction of inputs replaced by the model's own predictions),
+    ``input_noise``, ``velocity_weight``, ``mouth_weight`` (extra loss on mouth vertices),
+    ``audio_augment`` (random gain and noise on log-mel features).
     Model selection: ``val_fraction`` of the training frames (three blocks spread over them) is
     held out and decoded every ``eval_every`` steps with the weights' moving average (decay
     ``ema_decay``; 0: the raw weights); the best step's weights are kept, and an output scale
@@ -104,6 +105,7 @@ class Audio2MeshConfig:
     train_mode: str = "scheduled"
     optimizer: str = "adamw"
     lr_schedule: str = "cosine"
+    grad_clip: float = 1.0
     steps: int = 300
     batch: int = 8
     seq_len: int = 64
@@ -170,6 +172,7 @@ def _faceformer(**fields) -> Audio2MeshConfig:
             "train_mode": "autoregressive",
             "optimizer": "adam",
             "lr_schedule": "constant",
+            "grad_clip": 0.0,
             "batch": 1,
             "seq_len": 600,
             "lr": 1e-4,
