@@ -228,11 +228,13 @@ def test_evaluate_writes_metrics_with_baselines(twin, models, tmp_path):
         "--frames", twin["frames"], "--warp", models["warp"], "--out", out, log=tmp_path / "eval.log",
     )  # fmt: skip
     data = json.loads(out.read_text())
-    keys = {"mesh_mouth_lmd_mm", "video_mouth_lmd_px", "video_psnr", "video_ssim"}
+    keys = {"mesh_mouth_lmd_mm", "mesh_lip_vertex_error_mm"}
+    keys |= {"video_mouth_lmd_px", "video_psnr", "video_ssim"}
     assert data["pipeline"] == "meshhead" and set(data["values"]) == keys
     assert set(data["baselines"]) == {"static", "ridge", "tracked"}
     assert all(set(b) == keys for b in data["baselines"].values())
     assert data["baselines"]["tracked"]["mesh_mouth_lmd_mm"] == 0.0
+    assert data["baselines"]["tracked"]["mesh_lip_vertex_error_mm"] == 0.0
     assert data["baselines"]["static"]["video_psnr"] > 10
     assert data["measured"]["test_frames"] == round(0.2 * len(load_npz(twin["dataset"])["disp"]))
     assert "audio2mesh" in data["measured"] and "warp" in data["measured"]

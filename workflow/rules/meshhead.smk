@@ -30,7 +30,7 @@ rule meshhead_dataset:
         runtime=scaled(20),
     params:
         args=lambda w, input: meshhead_plan.dataset_args(input, MESHHEAD),
-        fps=VIDEO["fps"],
+        fps=MESHHEAD.dataset_fps(VIDEO["fps"]),
         sample_rate=config["audio"]["sample_rate"],
         test_fraction=MESHHEAD.test_fraction,
         registry=config["models"]["registry"],
@@ -74,7 +74,7 @@ rule meshhead_frames:
 
 rule meshhead_train_audio2mesh:
     input:
-        dataset="results/{twin}/meshhead/dataset.npz",
+        unpack(lambda w: meshhead_plan.audio2mesh_inputs(w.twin, MESHHEAD)),
     output:
         model="results/{twin}/meshhead/audio2mesh.pt",
     log:
@@ -89,8 +89,9 @@ rule meshhead_train_audio2mesh:
         runtime=MESHHEAD.train_runtime,
         gpu=1,
     params:
-        preset=MESHHEAD.preset,
+        preset=MESHHEAD.audio2mesh_preset,
         overrides=MESHHEAD.set_args("audio2mesh"),
+        pretrained=MESHHEAD.pretrained_args,
         steps=MESHHEAD.audio2mesh_steps,
         max_minutes=MESHHEAD.max_minutes_arg,
         save_every=MESHHEAD.save_every,
@@ -98,8 +99,9 @@ rule meshhead_train_audio2mesh:
     shell:
         "python -m twinflow.meshhead.train_audio2mesh --twin {wildcards.twin}"
         " --dataset {input.dataset} --preset {params.preset} {params.overrides}"
-        " --steps {params.steps} {params.max_minutes} --save-every {params.save_every}"
-        " --threads {threads} --registry {params.registry} --out {output.model} > {log} 2>&1"
+        " {params.pretrained} --steps {params.steps} {params.max_minutes}"
+        " --save-every {params.save_every} --threads {threads} --registry {params.registry}"
+        " --out {output.model} > {log} 2>&1"
 
 
 rule meshhead_train_warp:

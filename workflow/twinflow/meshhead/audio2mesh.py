@@ -1,8 +1,10 @@
-"""FaceFormer-style audio-to-mesh model (written from the paper: Fan et al., CVPR 2022).
+"""FaceFormer audio-to-mesh model (Fan et al., CVPR 2022; github:EvelynFan/FaceFormer).
 
 * **Audio encoder**: log-mel frames through dilated 1-D convolutions (no normalisation over time,
-  so a chunk with enough margin encodes exactly like the whole clip), or a projection of
-  precomputed wav2vec2 features. Two audio frames per motion frame.
+  so a chunk with enough margin encodes exactly like the whole clip), a projection of
+  precomputed wav2vec2 features, or FaceFormer's fine-tuned wav2vec2 on raw audio
+  (:mod:`twinflow.meshhead.wav2vec2`). ``audio_per_frame`` (2, or 1 as VOCASET) audio frames
+  per motion frame.
 * **Periodic positional encoding** (PPE): sinusoidal encoding of ``position mod period``, so
   that the encoding repeats every ``period`` frames and sequences of any length stay in the
   range seen in training. Positions are global frame indices, so a window of a long clip gets
@@ -11,11 +13,19 @@
   bias ``-slope_h * floor((i - j) / period)`` per head ``h`` (slopes as in ALiBi), so that
   attention prefers recent periods.
 * **Alignment mask** in cross-attention: motion frame ``t`` attends only to audio frames
-  ``2t - w ... 2t + 1 + w`` (``w = align_width``; 0 as in FaceFormer).
+  ``p t - w ... p t + p - 1 + w`` (``p = audio_per_frame``, ``w = align_width``; 0 as in
+  FaceFormer).
+* **Decoder layers**: ``decoder="faceformer"`` is ``nn.TransformerDecoderLayer`` (post-norm:
+  ``x = norm(x + sublayer(x))``, ReLU, dropout inside the feed-forward and on the encoded
+  tokens, no final norm); ``"twinflow"`` is pre-norm with GELU and a final LayerNorm.
 * **Style**: a one-hot speaker vector through a linear map, added to every input token.
-* **Autoregressive decoding**: token 0 is the style embedding; token ``j > 0`` embeds the motion
-  of frame ``j - 1``. Outputs are normalised PCA coefficients of the twin's motion (or the
-  normalised full displacement). A key/value cache makes each new frame cost one token.
+* **Autoregressive decoding**: token 0 is the style embedding (plus a learned start vector with
+  ``decoder="twinflow"``); token ``j > 0`` embeds the motion of frame ``j - 1``. FaceFormer's
+  teacher-forced pass instead embeds a zero motion as token 0 (its ``vertice_map`` bias plus the
+  style), and so does :meth:`Audio2Mesh.forward` with ``decoder="faceformer"``. Outputs are
+  normalised PCA coefficients of the twin's motion, or the full displacement (normalised, or in
+  metres as FaceFormer). A key/value cache makes each new frame cost one token
+  (:func:`rollout`; FaceFormer re-runs the sequence per frame, with the same result).
 * **Windowed decoding** (:func:`generate`): ``window`` new frames per window, each window
   starting with the ``history`` previous outputs as a teacher-forced prefix and global PPE
   phases, so that windows join without a seam and audio of any length can be decoded.
@@ -32,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from twinflow.meshhead.presets import Audio2MeshConfig
+from twinflow.meshhead.wav2vec2 import Wav2Vec2Encoder
 
 
 def periodic_encoding(positions: torch.Tensor, d_model: int, period: int) -> torch.Tensor:
@@ -70,12 +81,13 @@ def biased_causal_mask(n: int, n_heads: int, period: int) -> torch.Tensor:
     return bias.masked_fill((j > i)[None], float("-inf"))
 
 
-def alignment_mask(n_motion: int, n_audio: int, width: int = 0) -> torch.Tensor:
+def alignment_mask(n_motion: int, n_audio: int, width: int = 0, per_frame: int = 2) -> torch.Tensor:
     """``(n_motion, n_audio)`` bool, True where motion frame ``t`` may attend to audio frame
-    ``a``: ``2t - width <= a <= 2t + 1 + width``."""
+    ``a``: ``p t - width <= a <= p t + p - 1 + width`` (``p = per_frame``)."""
     t = torch.arange(n_motion)[:, None]
     a = torch.arange(n_audio)[None, :]
-    return (a >= 2 * t - width) & (a <= 2 * t + 1 + width)
+    p = per_frame
+    return (a >= p * t - width) & (a <= p * t + p - 1 + width)
 
 
 def _additive(allowed: torch.Tensor) -> torch.Tensor:
@@ -114,6 +126,19 @@ class FeatureProjector(nn.Module):
         return self.net(feats)
 
 
+class Activation(nn.Module):
+    """The feed-forward's activation and the dropout after it (no parameters, so that the
+    feed-forward's linear layers keep their keys ``ff.0`` / ``ff.2``)."""
+
+    def __init__(self, name: str, dropout: float):
+        super().__init__()
+        self.fn = F.relu if name == "relu" else F.gelu
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.drop(self.fn(x))
+
+
 class Attention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float):
         super().__init__()
@@ -148,45 +173,76 @@ class Attention(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Pre-norm transformer decoder layer: biased causal self-attention, aligned cross-attention."""
+    """Transformer decoder layer: biased causal self-attention, aligned cross-attention,
+    feed-forward. ``post_norm``: ``nn.TransformerDecoderLayer``'s order (FaceFormer) with ReLU
+    and dropout inside the feed-forward; else pre-norm with GELU."""
 
-    def __init__(self, d_model: int, n_heads: int, ff: int, dropout: float):
+    def __init__(
+        self, d_model: int, n_heads: int, ff: int, dropout: float, post_norm: bool = False
+    ):
         super().__init__()
+        self.post_norm = post_norm
         self.ln1, self.ln2, self.ln3 = (nn.LayerNorm(d_model) for _ in range(3))
         self.self_attn = Attention(d_model, n_heads, dropout)
         self.cross_attn = Attention(d_model, n_heads, dropout)
-        self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Linear(ff, d_model))
+        act = Activation("relu", dropout) if post_norm else Activation("gelu", 0.0)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff), act, nn.Linear(ff, d_model))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, memory, self_mask, cross_mask, cache: dict | None = None):
-        h = self.ln1(x)
         sc = None if cache is None else cache.setdefault("self", {})
-        x = x + self.drop(self.self_attn(h, h, self_mask, sc, append=True))
         cc = None if cache is None else cache.setdefault("cross", {})
+        if self.post_norm:
+            x = self.ln1(x + self.drop(self.self_attn(x, x, self_mask, sc, append=True)))
+            x = self.ln2(x + self.drop(self.cross_attn(x, memory, cross_mask, cc, append=False)))
+            return self.ln3(x + self.drop(self.ff(x)))
+        h = self.ln1(x)
+        x = x + self.drop(self.self_attn(h, h, self_mask, sc, append=True))
         x = x + self.drop(self.cross_attn(self.ln2(x), memory, cross_mask, cc, append=False))
         return x + self.drop(self.ff(self.ln3(x)))
 
 
 class Audio2Mesh(nn.Module):
-    """Audio features -> per-frame motion vectors (normalised PCA coefficients or offsets)."""
+    """Audio -> per-frame motion vectors (normalised PCA coefficients or offsets).
 
-    def __init__(self, cfg: Audio2MeshConfig, n_out: int, n_speakers: int, feat_dim: int):
+    ``feat_dim``: size of precomputed audio features (``logmel``, ``wav2vec2``); with
+    ``wav2vec2_finetune`` the model takes raw audio and ``wav2vec2_config`` (a
+    ``Wav2Vec2Config.to_dict()``) and ``fps`` (motion frames per second) are needed instead.
+    """
+
+    def __init__(
+        self,
+        cfg: Audio2MeshConfig,
+        n_out: int,
+        n_speakers: int,
+        feat_dim: int = 0,
+        *,
+        wav2vec2_config: dict | None = None,
+        fps: float = 25.0,
+    ):
         super().__init__()
         self.cfg = cfg
         self.n_out = n_out
         self.n_speakers = n_speakers
         d = cfg.d_model
+        faceformer = cfg.decoder == "faceformer"
         if cfg.audio_encoder == "logmel":
             self.audio = LogMelEncoder(feat_dim, cfg.audio_channels, d, cfg.dropout)
+        elif cfg.audio_encoder == "wav2vec2_finetune":
+            if wav2vec2_config is None:
+                raise ValueError("audio_encoder 'wav2vec2_finetune' needs the wav2vec2 config")
+            self.audio = Wav2Vec2Encoder(wav2vec2_config, d, cfg.audio_per_frame, fps)
         else:
             self.audio = FeatureProjector(feat_dim, d, cfg.dropout)
         self.motion_in = nn.Linear(n_out, d)
         self.style = nn.Linear(max(1, n_speakers), d, bias=False)
-        self.start = nn.Parameter(torch.zeros(d))
+        self.start = None if faceformer else nn.Parameter(torch.zeros(d))
+        self.token_drop = nn.Dropout(cfg.dropout if faceformer else 0.0)
         self.layers = nn.ModuleList(
-            DecoderLayer(d, cfg.n_heads, cfg.ff_mult * d, cfg.dropout) for _ in range(cfg.n_layers)
+            DecoderLayer(d, cfg.n_heads, cfg.ff_mult * d, cfg.dropout, post_norm=faceformer)
+            for _ in range(cfg.n_layers)
         )
-        self.norm = nn.LayerNorm(d)
+        self.norm = nn.Identity() if faceformer else nn.LayerNorm(d)
         self.out = nn.Linear(d, n_out)
         nn.init.zeros_(self.out.weight)  # as FaceFormer: start from the mean motion
         nn.init.zeros_(self.out.bias)
@@ -199,13 +255,23 @@ class Audio2Mesh(nn.Module):
             "parameters": sum(p.numel() for p in self.parameters()),
         }
 
-    def encode(self, feats: torch.Tensor) -> torch.Tensor:
-        """Audio features ``(B, 2T, F)`` -> memory ``(B, 2T, d_model)``."""
-        return self.audio(feats)
+    @property
+    def raw_audio(self) -> bool:
+        """The model takes raw (normalised) audio, not precomputed features."""
+        return self.cfg.audio_encoder == "wav2vec2_finetune"
+
+    def encode(
+        self, audio: torch.Tensor, n_frames: int | None = None, chunk_frames: int | None = None
+    ) -> torch.Tensor:
+        """Audio features ``(B, pT, F)`` -> memory ``(B, pT, d_model)``; with a raw-audio
+        encoder, audio ``(B, N)`` -> memory of ``n_frames`` (or as many as the audio gives)."""
+        if self.raw_audio:
+            return self.audio(audio, n_frames, chunk_frames)
+        return self.audio(audio)
 
     def _style(self, style: torch.Tensor | None, batch: int) -> torch.Tensor:
         if style is None or not self.cfg.style:
-            return torch.zeros(batch, self.cfg.d_model, device=self.start.device)
+            return torch.zeros(batch, self.cfg.d_model, device=self.motion_in.weight.device)
         return self.style(style)
 
     def tokens(
@@ -217,14 +283,16 @@ class Audio2Mesh(nn.Module):
         s = self._style(style, b)[:, None]
         x = self.motion_in(prev) + s
         if first:
-            x = torch.cat([(self.start + s[:, 0])[:, None], x], dim=1)
+            lead = s[:, 0] if self.start is None else self.start + s[:, 0]
+            x = torch.cat([lead[:, None], x], dim=1)
         pos = offset[:, None] + torch.arange(x.shape[1], device=x.device)[None]
-        return x + periodic_encoding(pos.cpu(), self.cfg.d_model, self.cfg.period).to(x.device)
+        pe = periodic_encoding(pos.cpu(), self.cfg.d_model, self.cfg.period).to(x.device)
+        return self.token_drop(x + pe)
 
     def masks(self, n: int, n_audio: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         self_mask = biased_causal_mask(n, self.cfg.n_heads, self.cfg.period)[None]
-        cross = _additive(alignment_mask(n, n_audio, self.cfg.align_width))[None, None]
-        return self_mask.to(device), cross.to(device)
+        allowed = alignment_mask(n, n_audio, self.cfg.align_width, self.cfg.audio_per_frame)
+        return self_mask.to(device), _additive(allowed)[None, None].to(device)
 
     def run(self, x, memory, self_mask, cross_mask, caches=None):
         for i, layer in enumerate(self.layers):
@@ -239,11 +307,56 @@ class Audio2Mesh(nn.Module):
         offset: torch.Tensor,
     ) -> torch.Tensor:
         """Teacher-forced pass: ``target_prev (B, T, n_out)`` holds the motion of frames
-        ``0..T-1`` (the last is not used); ``memory (B, 2T, d)``; returns ``(B, T, n_out)``."""
+        ``0..T-1`` (the last is not used); ``memory (B, pT, d)``; returns ``(B, T, n_out)``.
+        With ``decoder="faceformer"`` token 0 embeds a zero motion, as FaceFormer's."""
         t = target_prev.shape[1]
-        x = self.tokens(target_prev[:, :-1], style, offset, first=True)
+        if self.start is None:
+            prev = torch.cat([torch.zeros_like(target_prev[:, :1]), target_prev[:, :-1]], dim=1)
+            x = self.tokens(prev, style, offset, first=False)
+        else:
+            x = self.tokens(target_prev[:, :-1], style, offset, first=True)
         self_mask, cross_mask = self.masks(t, memory.shape[1], memory.device)
         return self.run(x, memory, self_mask, cross_mask)
+
+
+def rollout(
+    model: Audio2Mesh,
+    memory: torch.Tensor,
+    n_new: int,
+    style: torch.Tensor | None,
+    offset: torch.Tensor,
+    prefix: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Autoregressive decoding of ``n_new`` frames, differentiable (FaceFormer's training and
+    prediction loop): the tokens are the start token, the teacher-forced ``prefix (B, h, n_out)``
+    and then each new prediction in turn; ``memory (B, p (h + n_new), d)`` covers the prefix's
+    and the new frames' audio, ``offset (B,)`` is the global index of the prefix's first frame
+    (PPE phases). Keys and values are cached, so a step costs one token; FaceFormer re-runs the
+    whole sequence each step, which gives the same outputs (the decoder is causal). Returns
+    ``(B, n_new, n_out)``."""
+    b = memory.shape[0]
+    if prefix is None:
+        prefix = memory.new_zeros(b, 0, model.n_out)
+    h = prefix.shape[1]
+    n = h + n_new
+    self_mask, cross_mask = model.masks(n, memory.shape[1], memory.device)
+    caches = [{} for _ in model.layers]
+    # prefill: the start token and the prefix in one causal pass
+    x = model.tokens(prefix, style, offset, first=True)
+    y = model.run(x, memory, self_mask[:, :, : h + 1, : h + 1], cross_mask[:, :, : h + 1], caches)
+    outs = [y[:, -1]]
+    for j in range(1, n_new):
+        pos = h + j
+        x = model.tokens(outs[-1][:, None], style, offset + pos, first=False)
+        y = model.run(
+            x,
+            memory,
+            self_mask[:, :, pos : pos + 1, : pos + 1],
+            cross_mask[:, :, pos : pos + 1],
+            caches,
+        )
+        outs.append(y[:, -1])
+    return torch.stack(outs, dim=1)
 
 
 @torch.no_grad()
@@ -256,42 +369,25 @@ def generate(
     history: int,
     progress=None,
 ) -> torch.Tensor:
-    """Autoregressive, windowed decoding of ``n_frames`` motion vectors from ``memory (1, 2N, d)``.
+    """Autoregressive, windowed decoding of ``n_frames`` motion vectors from ``memory (1, pN, d)``.
 
     Window ``k`` predicts frames ``[s, s + window)``; its token sequence is the start token, the
     ``min(history, s)`` frames before ``s`` (the previous windows' outputs, teacher-forced) and
-    then each new prediction in turn, with PPE phases of the global frame index. Returns
-    ``(n_frames, n_out)``.
+    then each new prediction in turn, with PPE phases of the global frame index. Up to
+    ``window`` frames this is one :func:`rollout`. Returns ``(n_frames, n_out)``.
     """
     model.eval()
     device = memory.device
+    p = model.cfg.audio_per_frame
     out = torch.zeros(n_frames, model.n_out, device=device)
     start = 0
     while start < n_frames:
         h = min(history, start)
         g0 = start - h
         new = min(window, n_frames - start)
-        n = h + new
-        mem = memory[:, 2 * g0 : 2 * (g0 + n)]
-        self_mask, cross_mask = model.masks(n, mem.shape[1], device)
-        caches = [{} for _ in model.layers]
+        mem = memory[:, p * g0 : p * (g0 + h + new)]
         offset = torch.tensor([g0], device=device)
-        # prefill: the start token and the carried history in one causal pass
-        prefix = out[g0:start][None]
-        x = model.tokens(prefix, style, offset, first=True)
-        y = model.run(x, mem, self_mask[:, :, : h + 1, : h + 1], cross_mask[:, :, : h + 1], caches)
-        out[start] = y[0, -1]
-        for j in range(1, new):
-            pos = h + j
-            x = model.tokens(out[start + j - 1][None, None], style, offset + pos, first=False)
-            y = model.run(
-                x,
-                mem,
-                self_mask[:, :, pos : pos + 1, : pos + 1],
-                cross_mask[:, :, pos : pos + 1],
-                caches,
-            )
-            out[start + j] = y[0, -1]
+        out[start : start + new] = rollout(model, mem, new, style, offset, out[g0:start][None])[0]
         start += new
         if progress is not None:
             progress(start)
@@ -303,6 +399,7 @@ class MotionBasis:
 
     With ``k > 0`` components: PCA of the training displacement (about zero, the template),
     coefficients divided by one common scale (their mean RMS). With ``k == 0``: the displacement over its global RMS.
+    Without ``normalise`` the scale is 1 (FaceFormer: offsets in metres).
     """
 
     def __init__(self, mean: np.ndarray, basis: np.ndarray | None, scale: np.ndarray):
@@ -311,20 +408,27 @@ class MotionBasis:
         self.scale = scale.astype(np.float32)  # (k,) or (1,)
 
     @classmethod
-    def fit(cls, disp: np.ndarray, k: int) -> MotionBasis:
+    def identity(cls, n_vertices: int) -> MotionBasis:
+        """Outputs are the displacement itself (``(V*3,)``, metres): a converted FaceFormer."""
+        return cls(np.zeros(3 * n_vertices), None, np.ones(1))
+
+    @classmethod
+    def fit(cls, disp: np.ndarray, k: int, normalise: bool = True) -> MotionBasis:
         """Centred on the template (zero displacement), so that a zero output is the static
         template: PCA of the uncentred displacement, or one global std with ``k == 0``."""
         flat = disp.reshape(len(disp), -1).astype(np.float64)
         mean = np.zeros(flat.shape[1])
         if k <= 0:
-            return cls(mean, None, np.array([np.sqrt((flat**2).mean()) + 1e-9]))
+            scale = np.sqrt((flat**2).mean()) + 1e-9 if normalise else 1.0
+            return cls(mean, None, np.array([scale]))
         _, sig, vt = np.linalg.svd(flat, full_matrices=False)
         k = min(k, len(sig))
         # one scale for all components (their mean RMS): the loss on the normalised
         # coefficients stays proportional to the vertex error, so that training spends its
         # capacity on the large (mostly jaw and lip) motions rather than on small, noisy ones
         rms = sig[:k] / math.sqrt(len(flat))
-        return cls(mean, vt[:k], np.full(k, float(np.sqrt((rms**2).mean())) + 1e-9))
+        scale = float(np.sqrt((rms**2).mean())) + 1e-9 if normalise else 1.0
+        return cls(mean, vt[:k], np.full(k, scale))
 
     @property
     def n_out(self) -> int:

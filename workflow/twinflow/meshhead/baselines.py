@@ -65,3 +65,11 @@ def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.n
 def mouth_lmd_mm(pred: np.ndarray, target: np.ndarray, mouth: np.ndarray) -> float:
     """Mean 3-D distance of the mouth vertices, millimetres (inputs in metres)."""
     return float(np.linalg.norm(pred[:, mouth] - target[:, mouth], axis=-1).mean() * 1000)
+
+
+def lip_vertex_error_mm(pred: np.ndarray, target: np.ndarray, lips: np.ndarray) -> float:
+    """FaceFormer's lip vertex error (after MeshTalk): per frame the largest 3-D distance over
+    the lip vertices, averaged over the frames; millimetres (inputs ``(T, V, 3)`` in metres).
+    Later evaluation code (e.g. CodeTalker's) averages the squared distance instead."""
+    dist = np.linalg.norm(pred[:, lips] - target[:, lips], axis=-1)
+    return float(dist.max(axis=1).mean() * 1000)

@@ -4,7 +4,13 @@
 --head-pose head_pose.npz --audio audio.wav --fps 25 --test-fraction 0.2 --out dataset.npz``
 
 ``python -m twinflow.meshhead.dataset --twin ID --topology flame --flame-model flame-2020
---vocaset DIR --vocaset-fps 60 --fps 25 --out dataset.npz`` (the FLAME path; ``--registry``)
+--vocaset DIR --vocaset-fps 60 --fps 25 [--vocaset-split time|vocaset] [--style NAME]
+--out dataset.npz`` (the FLAME path; ``--registry``). ``--vocaset-split vocaset`` is FaceFormer's
+split (:data:`twinflow.meshhead.topology.FACEFORMER_SPLITS`): its 8 training subjects'
+sentences 1-40 train, its 2 test subjects' sentences 21-40 test (spoken in the style of
+``--style``, a training subject, default the first), the rest left out; the speakers (one-hot
+styles) are the training subjects in FaceFormer's order, so a converted ``vocaset.pth`` fits.
+``time`` (default): every subject's last ``test_fraction`` of sentences is test.
 
 ``dataset.npz`` (``T`` frames over all sequences, ``V`` vertices):
 
@@ -22,7 +28,8 @@ seq_audio_start  (S+1,) int64        first audio sample of each sequence (and N)
 seq_speaker      (S,) int64          speaker (style) index of each sequence
 speakers         (P,) str            speaker names (the twin id; VOCASET subjects)
 split            (T,) uint8          0 train, 1 test (the last ``test_fraction`` of the twin's
-                                     frames; FLAME: of each subject's sentences)
+                                     frames; FLAME: of each subject's sentences, or
+                                     FaceFormer's subject split)
 mouth_index      (M,) int64          mouth vertices (lips; FLAME: the most-moving 5 %)
 edges            (E, 2) int64        mesh edges for previews
 R, t, K          (T,3,3) (T,3) (3,3) head pose of every frame (mediapipe468 only)
@@ -45,11 +52,13 @@ from twinflow.errors import InputError
 from twinflow.media.audio import read_wav
 from twinflow.meshhead.common import load_npz, save_npz
 from twinflow.meshhead.topology import (
+    FACEFORMER_SPLITS,
     FLAME,
     MEDIAPIPE,
     N_MESH,
     TOPOLOGIES,
     align_to_template,
+    faceformer_part,
     load_flame,
     load_vocaset,
     mouth_index,
@@ -69,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flame-model", default="flame-2020", help="registry name of the FLAME model")
     p.add_argument("--vocaset", help="VOCASET folder in FaceFormer's layout (flame)")
     p.add_argument("--vocaset-fps", type=float, default=60.0)
+    p.add_argument("--vocaset-split", choices=("time", "vocaset"), default="time")
+    p.add_argument("--style", help="training subject whose style test subjects get (split vocaset)")
     p.add_argument("--registry", default="models/registry.yaml")
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--sample-rate", type=int, default=16000)
@@ -167,24 +178,35 @@ def flame_dataset(args: argparse.Namespace) -> dict:
     flame = load_flame(model_path)
     n_vertices = len(flame["v_template"])
     seqs = load_vocaset(args.vocaset, args.vocaset_fps, args.fps, n_vertices, args.sample_rate)
-    subjects = sorted({s["subject"] for s in seqs})
+    if args.vocaset_split == "time":
+        subjects = sorted({s["subject"] for s in seqs})
+        parts = {}
+        for subject in subjects:
+            mine = [s for s in seqs if s["subject"] == subject]
+            n_test = int(round(args.test_fraction * len(mine))) if len(mine) > 1 else 0
+            for i, s in enumerate(mine):
+                parts[s["sentence"]] = (1 if i >= len(mine) - n_test else 0, subject)
+    else:
+        subjects, parts = faceformer_parts(seqs, args.vocaset_split, args.style, args.vocaset)
+        seqs = [s for s in seqs if s["sentence"] in parts]
     split_parts, disp, audio, f_starts, a_starts, speakers = [], [], [], [0], [0], []
     for subject in subjects:
-        mine = [s for s in seqs if s["subject"] == subject]
-        n_test = int(round(args.test_fraction * len(mine))) if len(mine) > 1 else 0
-        for i, s in enumerate(mine):
+        for s in seqs:
+            part, style = parts[s["sentence"]]
+            if style != subject:
+                continue
             t = len(s["disp"])
             n_samples = int(round(t / args.fps * args.sample_rate))
             wave = np.pad(s["audio"][:n_samples], (0, max(0, n_samples - len(s["audio"]))))
             disp.append(s["disp"])
             audio.append(wave)
-            split_parts.append(np.full(t, 1 if i >= len(mine) - n_test else 0, np.uint8))
+            split_parts.append(np.full(t, part, np.uint8))
             f_starts.append(f_starts[-1] + t)
             a_starts.append(a_starts[-1] + n_samples)
             speakers.append(subjects.index(subject))
     disp_all = np.concatenate(disp)
     split = np.concatenate(split_parts)
-    first = next(s for s in seqs if s["subject"] == subjects[0])
+    first = next((s for s in seqs if s["subject"] == subjects[0]), seqs[0])
     return {
         "topology": np.array(FLAME),
         "disp": disp_all.astype(np.float32),
@@ -207,9 +229,33 @@ def flame_dataset(args: argparse.Namespace) -> dict:
             "sequences": len(seqs),
             "subjects": subjects,
             "vertices": n_vertices,
-            "split": f"the last {args.test_fraction:.0%} of each subject's sentences are test",
+            "split": f"the last {args.test_fraction:.0%} of each subject's sentences are test"
+            if args.vocaset_split == "time"
+            else f"FaceFormer's {args.vocaset_split} subject split (validation sentences left out)",
         },
     }
+
+
+def faceformer_parts(seqs: list[dict], split: str, style: str | None, folder) -> tuple:
+    """FaceFormer's split of VOCASET-format sequences: the speakers (its training subjects, in
+    its order) and ``{sentence: (0 train | 1 test, speaker)}`` for the sequences it uses; test
+    subjects speak in ``style`` (a training subject; default the first)."""
+    subjects = list(FACEFORMER_SPLITS[split]["train"])
+    style = style or subjects[0]
+    if style not in subjects:
+        raise InputError(f"--style '{style}' is not a training subject ({', '.join(subjects)})")
+    parts = {}
+    for s in seqs:
+        part = faceformer_part(split, s["subject"], s["sentence"])
+        if part is not None:
+            speaker = s["subject"] if part == "train" else style
+            parts[s["sentence"]] = (0 if part == "train" else 1, speaker)
+    if not any(p == 0 for p, _ in parts.values()):
+        raise InputError(
+            f"no sentence of FaceFormer's {split} training subjects ({', '.join(subjects)})",
+            path=folder,
+        )
+    return subjects, parts
 
 
 def run(args: argparse.Namespace) -> None:

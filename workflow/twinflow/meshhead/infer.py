@@ -7,7 +7,10 @@
 ``vertices (T, V, 3)`` = template + disp, ``template (V, 3)``, ``edges (E, 2)``,
 ``mouth_index``, ``fps``, ``topology``, ``info`` (model, windows, speaker, seconds).
 Decoding is autoregressive in windows that carry their history (see
-:func:`twinflow.meshhead.audio2mesh.generate`).
+:func:`twinflow.meshhead.audio2mesh.generate`). ``--model`` may be a checkpoint converted from
+FaceFormer (``python -m twinflow.convert faceformer``); such a model takes the raw audio and, as
+FaceFormer, decodes as many frames as its wav2vec2 yields (e.g. 59 at 30 fps or 49 at 25 fps
+for 2 s of audio, one or two fewer than ``duration x fps``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from twinflow.meshhead.audio import audio_features, n_motion_frames
 from twinflow.meshhead.audio2mesh import Audio2Mesh, MotionBasis, generate
 from twinflow.meshhead.common import add_common, save_npz, setup_torch
 from twinflow.meshhead.presets import Audio2MeshConfig
+from twinflow.meshhead.wav2vec2 import normalise_wave
 from twinflow.train import load_checkpoint
 
 log = logging.getLogger("twinflow.meshhead.infer")
@@ -45,7 +49,12 @@ class Audio2MeshRunner:
         self.device = torch.device(device)
         self.registry = registry
         self.model = Audio2Mesh(
-            self.cfg, self.meta["n_out"], len(self.extra["speakers"]), self.meta["feat_dim"]
+            self.cfg,
+            self.meta["n_out"],
+            len(self.extra["speakers"]),
+            self.meta["feat_dim"],
+            wav2vec2_config=self.meta.get("wav2vec2_config"),
+            fps=self.fps,
         )
         self.model.load_state_dict(ckpt["modules"]["model"])
         self.model.to(self.device).eval()
@@ -57,10 +66,14 @@ class Audio2MeshRunner:
         return float(self.meta["fps"])
 
     def features(self, samples: np.ndarray, sample_rate: int) -> torch.Tensor:
+        """The model's input: audio features ``(1, pT, F)``, or the normalised raw audio
+        ``(1, N)`` of a raw-audio (FaceFormer) model."""
         if sample_rate != self.meta["sample_rate"]:
             raise InputError(
                 f"audio has {sample_rate} Hz, the model was trained at {self.meta['sample_rate']} Hz"
             )
+        if self.model.raw_audio:
+            return torch.from_numpy(normalise_wave(samples))[None].to(self.device)
         f = audio_features(
             samples, sample_rate, self.fps, self.cfg.audio_encoder, self.cfg.n_mels, self.registry
         )
@@ -68,7 +81,8 @@ class Audio2MeshRunner:
         return torch.from_numpy(f.astype(np.float32))[None].to(self.device)
 
     def style(self, speaker: str | None) -> torch.Tensor:
-        names = self.extra["speakers"]
+        names = list(self.extra["speakers"])
+        speaker = speaker or self.extra.get("default_speaker")
         if speaker is None:
             index = 0
         elif speaker in names:
@@ -89,15 +103,22 @@ class Audio2MeshRunner:
         window: int | None = None,
         history: int | None = None,
     ) -> np.ndarray:
-        """Displacement ``(T, V, 3)`` for ``T = n_motion_frames`` frames of the audio."""
-        n = n_motion_frames(len(samples), sample_rate, self.fps)
-        memory = self.model.encode(self.features(samples, sample_rate))
+        """Displacement ``(T, V, 3)`` for ``T = n_motion_frames`` frames of the audio (a
+        raw-audio model: the frames its encoder yields, as FaceFormer's ``predict``)."""
+        window = window or self.cfg.window
+        feats = self.features(samples, sample_rate)
+        if self.model.raw_audio:
+            memory = self.model.encode(feats, chunk_frames=window)
+            n = memory.shape[1] // self.cfg.audio_per_frame
+        else:
+            n = n_motion_frames(len(samples), sample_rate, self.fps)
+            memory = self.model.encode(feats)
         z = generate(
             self.model,
             memory,
             n,
             self.style(speaker),
-            window or self.cfg.window,
+            window,
             self.cfg.history if history is None else history,
         )
         scale = float(self.extra.get("output_scale", 1.0))
@@ -145,7 +166,9 @@ def run(args: argparse.Namespace) -> None:
             "frames": len(disp),
             "window": args.window or runner.cfg.window,
             "history": runner.cfg.history if args.history is None else args.history,
-            "speaker": args.speaker or runner.extra["speakers"][0],
+            "speaker": args.speaker
+            or runner.extra.get("default_speaker")
+            or runner.extra["speakers"][0],
             "decode_seconds": seconds,
         },
     )

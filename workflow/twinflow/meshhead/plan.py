@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twinflow.meshhead.presets import (
+    AUDIO2MESH_NAMES,
     POSES,
     PRESETS,
     SOURCES,
@@ -49,6 +50,27 @@ class MeshheadSettings:
     source_frame: int | None
     pose: str
     render_size: int | None
+    audio2mesh_preset: str = "tiny"
+    pretrained: str | None = None
+    finetune: bool = False
+    flame_split: str = "time"
+    flame_motion_fps: float | None = None
+
+    def dataset_fps(self, video_fps: float) -> float:
+        """Frame rate of the mesh dataset: the video's, or ``flame.motion_fps`` (FLAME)."""
+        if self.topology == FLAME and self.flame_motion_fps:
+            return float(self.flame_motion_fps)
+        return float(video_fps)
+
+    @property
+    def pretrained_args(self) -> str:
+        """Arguments of the audio-to-mesh training stage for ``meshhead.pretrained``."""
+        if not self.pretrained:
+            return ""
+        args = f"--pretrained {shlex.quote(self.pretrained)}"
+        if self.flame_style:
+            args += f" --style {shlex.quote(self.flame_style)}"
+        return args + (" --finetune" if self.finetune else "")
 
     def set_args(self, model: str) -> str:
         """``--set field=value`` arguments passing ``overrides[model]`` to a stage CLI."""
@@ -93,7 +115,12 @@ def settings(config: dict) -> MeshheadSettings:
         raise ValueError(
             f"meshhead overrides: unknown model(s) {sorted(unknown)}; use audio2mesh, warp"
         )
-    a2m = audio2mesh_preset(name, overrides.get("audio2mesh"))
+    a2m_name = section.get("audio2mesh_preset") or name
+    if a2m_name not in AUDIO2MESH_NAMES:
+        raise ValueError(
+            f"meshhead audio2mesh_preset '{a2m_name}' is not one of {AUDIO2MESH_NAMES}"
+        )
+    a2m = audio2mesh_preset(a2m_name, overrides.get("audio2mesh"))
     warp = warp_preset(name, overrides.get("warp"))
     topology = section.get("topology") or MEDIAPIPE
     if topology not in TOPOLOGIES:
@@ -103,6 +130,10 @@ def settings(config: dict) -> MeshheadSettings:
         raise ValueError(
             "meshhead topology flame needs meshhead.flame.data (a VOCASET-format folder)"
         )
+    if (flame.get("split") or "time") not in ("time", "vocaset"):
+        raise ValueError(f"meshhead flame split '{flame.get('split')}' is not time or vocaset")
+    if section.get("finetune") and not section.get("pretrained"):
+        raise ValueError("meshhead finetune needs meshhead.pretrained (a converted model)")
     steps = section.get("steps") or {}
     source = section.get("source") or "frame"
     pose = section.get("pose") or "twin"
@@ -126,6 +157,11 @@ def settings(config: dict) -> MeshheadSettings:
         source_frame=section.get("source_frame"),
         pose=pose,
         render_size=section.get("render_size"),
+        audio2mesh_preset=a2m_name,
+        pretrained=section.get("pretrained"),
+        finetune=bool(section.get("finetune")),
+        flame_split=flame.get("split") or "time",
+        flame_motion_fps=flame.get("motion_fps"),
     )
 
 
@@ -186,13 +222,23 @@ def dataset_inputs(twin: str, s: MeshheadSettings) -> dict[str, str]:
 def dataset_args(inputs, s: MeshheadSettings) -> str:
     """Topology-specific arguments of the dataset stage (``inputs``: the job's named input)."""
     if s.topology == FLAME:
+        style = f" --style {shlex.quote(s.flame_style)}" if s.flame_style else ""
         return (
             f"--topology flame --vocaset {shlex.quote(inputs.vocaset)} --vocaset-fps {s.flame_fps}"
+            f" --vocaset-split {s.flame_split}{style}"
         )
     return (
         f"--face {inputs.face} --template {inputs.template} --head-pose {inputs.head_pose}"
         f" --audio {inputs.audio}"
     )
+
+
+def audio2mesh_inputs(twin: str, s: MeshheadSettings) -> dict[str, str]:
+    """The training stage's inputs: the dataset, and ``meshhead.pretrained`` when set."""
+    out = {"dataset": f"results/{twin}/meshhead/dataset.npz"}
+    if s.pretrained:
+        out["pretrained"] = s.pretrained
+    return out
 
 
 def evaluate_inputs(twin: str, s: MeshheadSettings) -> dict[str, str]:

@@ -218,6 +218,43 @@ def load_flame(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
+# FaceFormer's data splits (github:EvelynFan/FaceFormer: main.py's subject lists and the
+# README's commands, data_loader.py's sentence ranges, both ends included). One-hot styles are
+# the training subjects in this order; a sentence is the file name's last two digits.
+FACEFORMER_SPLITS = {
+    "vocaset": {
+        "train": ["FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA",
+                  "FaceTalk_170725_00137_TA", "FaceTalk_170915_00223_TA",
+                  "FaceTalk_170811_03274_TA", "FaceTalk_170913_03279_TA",
+                  "FaceTalk_170904_03276_TA", "FaceTalk_170912_03278_TA"],
+        "val": ["FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA"],
+        "test": ["FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA"],
+        "sentences": {"train": (1, 40), "val": (21, 40), "test": (21, 40)},
+    },
+    "biwi": {
+        "train": ["F2", "F3", "F4", "M3", "M4", "M5"],
+        "val": ["F2", "F3", "F4", "M3", "M4", "M5"],
+        "test": ["F1", "F5", "F6", "F7", "F8", "M1", "M2", "M6"],
+        "sentences": {"train": (1, 32), "val": (33, 36), "test": (37, 40)},
+    },
+}  # fmt: skip
+
+
+def faceformer_part(split: str, subject: str, name: str) -> str | None:
+    """``"train"``, ``"test"`` or None (validation or unused) for the sequence ``name`` (file
+    stem) of ``subject`` under FaceFormer's ``split`` (``"vocaset"`` or ``"biwi"``)."""
+    table = FACEFORMER_SPLITS[split]
+    try:
+        sentence = int(name[-2:])
+    except ValueError:
+        return None
+    for part in ("train", "test"):
+        lo, hi = table["sentences"][part]
+        if subject in table[part] and lo <= sentence <= hi:
+            return part
+    return None
+
+
 def load_vocaset(
     folder: str | Path, fps_in: float, fps_out: float, n_vertices: int, sample_rate: int
 ) -> list[dict]:
