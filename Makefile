@@ -25,9 +25,12 @@ $(DEMO_MEDIA): | $(INSTALLED)
 
 demo-media: $(DEMO_MEDIA)
 
+# --keep-going: one pipeline's failure does not stop the others; the summary then lists every
+# metric against its baselines and each render, FAILED with its log where it was not produced,
+# and the target fails if Snakemake or the summary did.
 demo: $(INSTALLED) $(DEMO_MEDIA)
-	$(VENV)/bin/snakemake --profile profiles/local
-	$(PY) -m twinflow.summary
+	status=0; $(VENV)/bin/snakemake --profile profiles/local --keep-going || status=$$?; \
+	$(PY) -m twinflow.summary || status=1; exit $$status
 
 # Linting parses the Snakefile, which validates the default (demo) sheets: build their media first.
 lint: $(INSTALLED) $(DEMO_MEDIA)
