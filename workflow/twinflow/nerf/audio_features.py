@@ -154,8 +154,11 @@ def load_features(path: str | Path) -> tuple[np.ndarray, dict]:
         raise InputError("audio features not found", path=path)
     with np.load(path, allow_pickle=False) as data:
         feats, info = data["features"], json.loads(str(data["info"]))
-    if feats.ndim != 3 or feats.shape[1] != WINDOWS:
-        raise InputError(f"audio features have shape {feats.shape}, expected (N, 16, C)", path=path)
+    windows = int(info.get("windows", WINDOWS))
+    if feats.ndim != 3 or feats.shape[1] != windows:
+        raise InputError(
+            f"audio features have shape {feats.shape}, expected (N, {windows}, C)", path=path
+        )
     return feats, info
 
 

@@ -115,6 +115,28 @@ class NerfConfig:
         save_every: steps between resumable states; log_every: steps between log lines.
         ema_decay: every stage keeps an exponential moving average of its weights (decay per
             step; ER-NeRF's trainer: 0.95) and saves the averaged weights (0: the last ones).
+
+    ER-NeRF's exact model (``paper``; twinflow's own choices in ``tiny``):
+        mlp_bias: the MLPs have biases (twinflow) or none (ER-NeRF).
+        color_margin: colours and torso alpha are ``sigmoid(h) (1 + 2m) - m`` (ER-NeRF: 0.001).
+        att_pad: audio smoothing window past the ends of the sequence: ``edge`` repeats the
+            first/last frame (twinflow), ``zeros`` reads zero feature windows (ER-NeRF).
+        novel_code: per-frame code of frames not trained on: ``mean`` of the codes (twinflow)
+            or the ``first`` code (ER-NeRF).
+        coords: head-space normalisation: ``box`` divides each axis by the box's half extent
+            (twinflow), ``bound`` divides all by the largest one (ER-NeRF's ``bound``: the box
+            only limits where samples are taken, e.g. ER-NeRF's ``y`` in +-bound/2).
+        sampler: ``stratified`` (``n_samples`` per ray in the box, occupancy skipping and a
+            transmittance pre-pass) or ``ernerf`` (ER-NeRF's CUDA ray marcher re-done in
+            PyTorch, :mod:`twinflow.nerf.marcher`: steps of ``2 sqrt(3) / occ_res`` (bound 1),
+            samples only in occupied cells, at most ``max_steps`` per ray, rays end when the
+            transmittance falls below ``min_transmittance``).
+        max_steps, dt_gamma, min_near: ER-NeRF's ``--max_steps`` (16), ``--dt_gamma`` (1/256)
+            and ``--min_near`` (0.05) for the ``ernerf`` sampler.
+        torso_model: ``twinflow`` (:class:`twinflow.nerf.network.TorsoField`) or ``ernerf``
+            (:class:`twinflow.nerf.network.ErnerfTorso`, ER-NeRF's torso network with its
+            128x128 alpha grid); torso_thresh: ER-NeRF's ``--density_thresh_torso``.
+        code_init_std: per-frame codes start as ``N(0, std^2)`` (ER-NeRF: 0.1; twinflow: 0).
     """
 
     res: int
@@ -177,6 +199,18 @@ class NerfConfig:
     ema_decay: float = 0.0
     unc_loss: bool = False
     lambda_amb_eye: float = 0.0
+    mlp_bias: bool = True
+    color_margin: float = 0.0
+    att_pad: str = "edge"
+    novel_code: str = "mean"
+    coords: str = "box"
+    sampler: str = "stratified"
+    max_steps: int = 16
+    dt_gamma: float = 1 / 256
+    min_near: float = 0.0
+    torso_model: str = "twinflow"
+    torso_thresh: float = 0.01
+    code_init_std: float = 0.0
 
 
 PRESETS: dict[str, NerfConfig] = {
@@ -289,7 +323,7 @@ PRESETS: dict[str, NerfConfig] = {
         lambda_amb=1e-4,
         head_ray_fraction=0.5,
         mouth_ray_fraction=0.0,
-        torso_encoder="hash",
+        torso_encoder="tiled",
         torso_levels=16,
         torso_channels=2,
         torso_base_res=16,
@@ -303,6 +337,18 @@ PRESETS: dict[str, NerfConfig] = {
         ema_decay=0.95,
         unc_loss=True,
         lambda_amb_eye=1e-4,
+        mlp_bias=False,
+        color_margin=0.001,
+        att_pad="zeros",
+        novel_code="first",
+        coords="bound",
+        sampler="ernerf",
+        max_steps=16,
+        dt_gamma=1 / 256,
+        min_near=0.05,
+        torso_model="ernerf",
+        torso_thresh=0.01,
+        code_init_std=0.1,
     ),
 }
 
@@ -310,8 +356,27 @@ PRESETS: dict[str, NerfConfig] = {
 def get_preset(name: str, overrides: dict[str, Any] | None = None) -> NerfConfig:
     """The preset ``name`` with ``overrides`` (``config.yaml: nerf: overrides``) applied."""
     cfg = resolve_preset(PRESETS, name, overrides)
-    if cfg.encoder not in ("dense", "hash") or cfg.torso_encoder not in ("dense", "hash"):
-        raise ValueError("encoder and torso_encoder must be 'dense' or 'hash'")
-    if cfg.perceptual not in ("structural", "vgg"):
-        raise ValueError("perceptual must be 'structural' or 'vgg'")
+    check_config(cfg)
     return cfg
+
+
+CHOICES = {
+    "encoder": ("dense", "hash", "tiled"),
+    "torso_encoder": ("dense", "hash", "tiled"),
+    "perceptual": ("structural", "vgg"),
+    "att_pad": ("edge", "zeros"),
+    "novel_code": ("mean", "first"),
+    "coords": ("box", "bound"),
+    "sampler": ("stratified", "ernerf"),
+    "torso_model": ("twinflow", "ernerf"),
+}
+
+
+def check_config(cfg: NerfConfig) -> None:
+    """Raise ValueError for a field outside its choices (:data:`CHOICES`)."""
+    for field, choices in CHOICES.items():
+        value = getattr(cfg, field)
+        if value not in choices:
+            raise ValueError(f"{field} must be one of {', '.join(choices)} (got '{value}')")
+    if cfg.torso_model == "ernerf" and cfg.torso_encoder == "dense":
+        raise ValueError("torso_model 'ernerf' needs torso_encoder 'tiled' or 'hash'")
