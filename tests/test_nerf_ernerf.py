@@ -355,3 +355,40 @@ def test_density_bitfield_is_read_in_morton_order():
     occ = occupancy_from_bitfield(torch.from_numpy(bits))
     assert occ.sum() == 4
     assert occ[0, 0, 1] and occ[0, 1, 0] and occ[1, 0, 0] and occ[0, 0, 3]  # [z, y, x]
+
+
+# --- the workflow: a render from an imported model ------------------------------------------------
+
+
+def test_a_render_runs_from_the_imported_model_without_training(converted, tmp_path):
+    """``nerf: pretrained:`` -> the DAG of a render holds no dataset, perception or training job;
+    the render runs (driving features given as an ER-NeRF file: DeepSpeech cannot be computed)."""
+    from tests.helpers import make_project, planned_jobs, snakemake
+    from twinflow.media.audio import write_wav
+    from twinflow.media.video import VideoWriter, probe_video
+
+    media = tmp_path / "media"
+    media.mkdir()
+    with VideoWriter(media / "twin.mp4", 25) as writer:
+        for i in range(25):
+            writer.write(np.full((64, 64, 3), 10 * i, np.uint8))
+    t = np.arange(8000) / 16000
+    write_wav(media / "drive.wav", 0.3 * np.sin(2 * np.pi * 220 * t), 16000)
+    npy = FIXTURES / "data" / "aud_ds.npy"
+    render = {"render_id": "r_imp", "twin_id": "imp", "pipeline": "nerf",
+              "driving_audio": str(media / "drive.wav"), "options": f"features={npy};paste=full"}  # fmt: skip
+    root = make_project(
+        tmp_path, [{"twin_id": "imp", "video": str(media / "twin.mp4")}], [render],
+        {"nerf": {"pretrained": {"imp": str(converted)}}},
+    )  # fmt: skip
+    target = "results/renders/r_imp.mp4"
+    rules = {rule for rule, _ in planned_jobs(root, target, "results/imp/nerf/metrics.json")}
+    assert {"nerf_render", "nerf_driving_audio_features", "nerf_paste", "nerf_mux"} <= rules
+    assert "nerf_evaluate" in rules  # the import has frames.mkv: its val frames are measured
+    assert not {r for r in rules if r.startswith(("nerf_train", "nerf_dataset", "perception"))}
+    assert "nerf_audio_features" not in rules  # the twin's features come with the import
+    snakemake(root, target, timeout=600)
+    out = probe_video(root / target)
+    assert out.n_frames == 12 and out.has_audio  # one frame per row of the features file
+    meta = json.loads((root / "results/drive/r_imp/nerf/render.json").read_text())
+    assert meta["audio_features"] == "deepspeech" and meta["head_steps"] == 1234

@@ -20,6 +20,11 @@ another kind):
 The checkpoint kinds need the ``transformers`` package (not installed by default) and the model
 folder in ``models/`` (``python -m twinflow.models list``); both are checked with a clear error.
 
+Imported kinds (``--npy FILE``, for models converted from ER-NeRF, whose features twinflow
+cannot compute): ``deepspeech`` (``aud_ds.npy``, ``[N, 16, 29]``), ``esperanto``
+(``aud_eo.npy``, ``[N, 16, 44]``), ``hubert_ernerf`` (``aud_hu.npy``, ``[N, 2, 1024]``: two
+HuBERT vectors per frame), ``ernerf_aud`` (``aud.npy``, ``[N, 16, 32]``).
+
 Output ``.npz``: ``features (N, 16, C) float32``, ``info`` (JSON text: kind, fps, windows,
 window_ms, dim, sample_rate, seconds, source, model checksum for checkpoint kinds).
 """
@@ -39,6 +44,9 @@ from twinflow.errors import InputError, ModelFileError, TwinflowError
 log = logging.getLogger("twinflow.nerf.audio_features")
 
 KINDS = {"logmel": None, "hubert": "hubert-large-ls960", "wav2vec2": "wav2vec2-base-960h"}
+# ER-NeRF's precomputed files (imported with --npy): kind -> (windows per frame, width)
+IMPORTED = {"deepspeech": (16, 29), "esperanto": (16, 44), "hubert_ernerf": (2, 1024),
+            "ernerf_aud": (16, 32)}  # fmt: skip
 WINDOWS = 16  # feature vectors per video frame
 STEP_S = 0.02  # 20 ms per feature vector (50 per second)
 N_MELS = 32
@@ -142,6 +150,31 @@ def compute(
     return feats, info
 
 
+def import_npy(path: str | Path, kind: str, fps: float) -> tuple[np.ndarray, dict]:
+    """Features ``(N, W, C)`` and ``info`` of an ER-NeRF feature file (``aud_ds.npy``: DeepSpeech
+    ``[N, 16, 29]``, ``aud_eo.npy``: wav2vec2 esperanto ``[N, 16, 44]``, ``aud_hu.npy``: HuBERT
+    ``[N, 2, 1024]``), one window per video frame, as its ``data_utils`` scripts write them."""
+    path = Path(path)
+    if kind not in IMPORTED:
+        raise TwinflowError(
+            f"'{kind}' features are not imported from files (choose from {', '.join(IMPORTED)})"
+        )
+    if not path.is_file():
+        raise InputError("audio feature file not found", path=path)
+    feats = np.load(path, allow_pickle=False)
+    windows, dim = IMPORTED[kind]
+    if feats.ndim != 3 or feats.shape[1:] != (windows, dim):
+        raise InputError(
+            f"has shape {feats.shape}; '{kind}' features are [N, {windows}, {dim}]", path=path
+        )
+    info = {
+        "kind": kind, "fps": fps, "windows": windows, "window_ms": STEP_S * 1000, "dim": dim,
+        "n_frames": len(feats), "seconds": len(feats) / fps, "source": str(path),
+        "model_sha256": None,
+    }  # fmt: skip
+    return feats.astype(np.float32), info
+
+
 def save_features(path: str | Path, feats: np.ndarray, info: dict) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, features=feats.astype(np.float32), info=np.array(json.dumps(info)))
@@ -167,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--twin", default=None, help="twin id (for messages)")
     p.add_argument("--render", default=None, help="render id (for messages)")
     p.add_argument("--wav", required=True)
-    p.add_argument("--kind", default="logmel", choices=sorted(KINDS))
+    p.add_argument("--kind", default="logmel", choices=sorted([*KINDS, *IMPORTED]))
+    p.add_argument(
+        "--npy", default=None, help="import this ER-NeRF feature file instead (imported kinds)"
+    )
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--registry", default="models/registry.yaml")
     p.add_argument("--out", required=True)
@@ -177,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from twinflow.media.audio import read_wav
 
+    if args.npy or args.kind in IMPORTED:
+        if not args.npy:
+            raise TwinflowError(f"'{args.kind}' features cannot be computed here: give --npy")
+        feats, info = import_npy(args.npy, args.kind, args.fps)
+        save_features(args.out, feats, info)
+        log.info("%s features %s imported from %s", args.kind, feats.shape, args.npy)
+        return
     if not Path(args.wav).exists():
         raise InputError("file not found", path=args.wav)
     samples, sr = read_wav(args.wav)
