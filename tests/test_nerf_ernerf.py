@@ -392,3 +392,98 @@ def test_a_render_runs_from_the_imported_model_without_training(converted, tmp_p
     assert out.n_frames == 12 and out.has_audio  # one frame per row of the features file
     meta = json.loads((root / "results/drive/r_imp/nerf/render.json").read_text())
     assert meta["audio_features"] == "deepspeech" and meta["head_steps"] == 1234
+
+
+def test_the_imported_model_fine_tunes_and_trains_a_torso_as_ernerf(converted, tmp_path):
+    """twinflow's training CLI continues an imported model on its imported data
+    (``--preset init``: the checkpoint's model): the lips stage from ``lips.pt`` with ER-NeRF's
+    marcher, then ER-NeRF's torso stage (its alpha grid re-measured)."""
+    from twinflow.nerf.model import load_head, load_torso, render_frame
+    from twinflow.nerf.train import main
+    from twinflow.train import load_checkpoint
+
+    common = [
+        "--twin",
+        "fixture",
+        "--dataset",
+        str(converted / "dataset.npz"),
+        "--frames",
+        str(converted / "frames.mkv"),
+        "--features",
+        str(converted / "audio_features.npz"),
+        "--preset",
+        "init",
+        "--set",
+        "rays=512",
+        "--set",
+        "patch=8",
+        "--set",
+        "occ_warmup=99",
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+    ]  # fmt: skip  (a 128^3 grid update: 30 s on a CPU)
+    lips, torso = tmp_path / "lips.pt", tmp_path / "torso.pt"
+    assert (
+        main(["--stage", "lips", "--init", str(converted / "lips.pt"), "--out", str(lips), *common])
+        == 0
+    )
+    assert main(["--stage", "torso", "--init", str(lips), "--out", str(torso), *common]) == 0
+    head = load_head(load_checkpoint(lips), "cpu")
+    assert head.cfg.sampler == "ernerf" and head.codes.shape == (12, 4)
+    before = load_head(load_checkpoint(converted / "lips.pt"), "cpu")
+    moved = [k for k, v in head.state_dict().items() if not torch.equal(v, before.state_dict()[k])]
+    assert any(k.startswith("encoder.") for k in moved) and "occupancy.mask" not in moved
+    t = load_torso(load_checkpoint(torso), "cpu")
+    assert float(t.mean_density) > 0 and t.occupied_fraction() > 0  # re-measured while training
+    with torch.no_grad():
+        out = render_frame(head, t, head.occupancy.density.new_tensor(np.eye(4) * 0 + _camera()),
+                           torch.tensor([40.0, 40.0, 16.0, 16.0]), 32,
+                           torch.tensor([1.0, 0.5, 1.0]), torch.zeros(32), 0.3,
+                           torch.full((32, 32, 3), 0.5), None, 4096)  # fmt: skip
+    assert torch.isfinite(out["rgb"]).all()
+
+
+def _camera() -> np.ndarray:
+    c2w = np.eye(4)
+    c2w[:3, :3] = [[0, 0, 1], [1, 0, 0], [0, 1, 0]]  # looking along -y (ER-NeRF's depth axis)
+    c2w[:3, 3] = [0, 2.4, 0]
+    return c2w
+
+
+def test_density_grid_update_and_unseen_cells_follow_ernerf():
+    """update_extra_state: new = density at the cells, dilated to the 6 neighbours, EMA-max with
+    0.95 where not unseen (-1); occupied above min(mean, 10). mark_untrained_grid: cells behind
+    every camera are -1."""
+    from twinflow.nerf.network import OccupancyGrid
+
+    grid = OccupancyGrid(8)
+    grid.density.zero_()
+    hot = torch.zeros(8, 8, 8)
+    hot[4, 4, 4] = 50.0  # [z, y, x]
+
+    def density(x):  # 50 in cell (4, 4, 4) of the 8^3 grid over [-1, 1]^3, else 0
+        c = ((x + 1) / 2 * 8).long().clamp(0, 7)
+        return hot[c[:, 2], c[:, 1], c[:, 0]]
+
+    grid.update_ernerf(density, generator=torch.Generator().manual_seed(0))
+    want = torch.zeros(8, 8, 8, dtype=torch.bool)
+    for dz, dy, dx in [
+        (0, 0, 0),
+        (1, 0, 0),
+        (-1, 0, 0),
+        (0, 1, 0),
+        (0, -1, 0),
+        (0, 0, 1),
+        (0, 0, -1),
+    ]:
+        want[4 + dz, 4 + dy, 4 + dx] = True
+    assert torch.equal(grid.mask, want)  # mean 7 * 50 / 512 = 0.68 < 10: the threshold
+    grid.update_ernerf(lambda x: torch.zeros(len(x)))
+    assert grid.density[4, 4, 4] == pytest.approx(50 * 0.95)
+    cam = torch.eye(4)
+    cam[2, 3] = 3.0  # OpenGL camera at z = 3 looking down -z: sees z < 3 only in its frustum
+    k = torch.tensor([100.0, 100.0, 8.0, 8.0])  # a narrow view: the corners are unseen
+    unseen = grid.mark_unseen(cam[None], k)
+    assert unseen > 0 and grid.density[4, 4, 4] >= 0 and grid.density[0, 0, 0] == -1

@@ -208,6 +208,8 @@ def update_occupancy(
     def density(x: torch.Tensor) -> torch.Tensor:
         return head.density(x, aud.expand(len(x), -1), eye.expand(len(x), -1))[0]
 
+    if head.cfg.sampler == "ernerf":
+        return head.occupancy.update_ernerf(density, generator=gen)
     return head.occupancy.update(density, sample_step(head, box), generator=gen)
 
 

@@ -156,6 +156,73 @@ class OccupancyGrid(nn.Module):
         self.mask.copy_(occ)
         return float(occ.float().mean())
 
+    def cell_points(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """ER-NeRF's density-update points ``(G^3, 3)`` ([z, y, x] order): cell ``c`` at
+        ``(2c / (G-1) - 1)(1 - 1/G)``, jittered by up to half a cell."""
+        r, dev = self.res, self.density.device
+        zz, yy, xx = torch.meshgrid(*(torch.arange(r, device=dev),) * 3, indexing="ij")
+        c = torch.stack([xx, yy, zz], -1).reshape(-1, 3).float()
+        half = 1 / r
+        pts = (2 * c / (r - 1) - 1) * (1 - half)
+        return pts + (torch.rand(pts.shape, generator=generator).to(dev) * 2 - 1) * half
+
+    @torch.no_grad()
+    def update_ernerf(
+        self, density_fn, thresh: float = 10.0, decay: float = 0.95, generator=None
+    ) -> float:
+        """ER-NeRF's ``update_extra_state`` (one cascade): the density at every cell's point,
+        dilated to the 6 face neighbours, ``max(decay x old, new)`` where the cell is not marked
+        unseen (-1, :meth:`mark_unseen`); occupied where above ``min(mean density, thresh)``
+        (the mean over the grid, unseen cells counting 0). Returns the occupied fraction."""
+        r = self.res
+        pts = self.cell_points(generator)
+        new = torch.cat([density_fn(c) for c in pts.split(65536)]).view(r, r, r)
+        dil = new.clone()
+        for dim in range(3):
+            n = dil.shape[dim]
+            dil.narrow(dim, 0, n - 1).copy_(
+                torch.maximum(dil.narrow(dim, 0, n - 1), new.narrow(dim, 1, n - 1))
+            )
+            dil.narrow(dim, 1, n - 1).copy_(
+                torch.maximum(dil.narrow(dim, 1, n - 1), new.narrow(dim, 0, n - 1))
+            )
+        valid = self.density >= 0
+        self.density.copy_(
+            torch.where(valid, torch.maximum(self.density * decay, dil), self.density)
+        )
+        self.updates += 1
+        limit = min(float(self.density.clamp(min=0).mean()), thresh)
+        self.mask.copy_(self.density > limit)
+        return float(self.mask.float().mean())
+
+    @torch.no_grad()
+    def mark_unseen(self, c2w: torch.Tensor, intrinsics: torch.Tensor, chunk: int = 64) -> int:
+        """ER-NeRF's ``mark_untrained_grid``: cells no camera ``c2w (T, 4, 4)`` (OpenGL, in the
+        grid's [-1, 1] units) sees, within a cell's margin, get density -1 (never occupied);
+        returns their number."""
+        r, dev = self.res, self.density.device
+        zz, yy, xx = torch.meshgrid(*(torch.arange(r, device=dev),) * 3, indexing="ij")
+        c = torch.stack([xx, yy, zz], -1).reshape(-1, 3).float()
+        half = 1 / r
+        pts = (2 * c / (r - 1) - 1) * (1 - half)
+        fx, fy, cx, cy = (float(v) for v in intrinsics)
+        seen = torch.zeros(len(pts), dtype=torch.bool, device=dev)
+        flip = torch.tensor([1.0, -1.0, -1.0], device=dev)  # OpenGL -> OpenCV camera axes
+        for s in range(0, len(c2w), chunk):
+            rot = c2w[s : s + chunk, :3, :3] * flip
+            cam = (
+                torch.einsum("pj,bjk->bpk", pts, rot)
+                - torch.einsum("bj,bjk->bk", c2w[s : s + chunk, :3, 3], rot)[:, None]
+            )
+            z = cam[..., 2]
+            ok = (z > 0) & (cam[..., 0].abs() < cx / fx * z + 2 * half)
+            ok &= cam[..., 1].abs() < cy / fy * z + 2 * half
+            seen |= ok.any(0)
+        unseen = ~seen.view(r, r, r)
+        self.density[unseen] = -1
+        self.mask[unseen] = False
+        return int(unseen.sum())
+
 
 class HeadField(nn.Module):
     """The audio-driven head radiance field plus its audio networks and per-frame codes."""
@@ -469,7 +536,7 @@ class ErnerfTorso(nn.Module):
 
     @torch.no_grad()
     def update_density(
-        self, pose: torch.Tensor, code: torch.Tensor, gen: torch.Generator | None = None,
+        self, pose: torch.Tensor, code: torch.Tensor, generator: torch.Generator | None = None,
         decay: float = 0.95,
     ) -> float:  # fmt: skip
         """ER-NeRF's torso part of ``update_extra_state``: alpha at a jittered point of every
@@ -483,7 +550,7 @@ class ErnerfTorso(nn.Module):
         coords = torch.stack([xx.reshape(-1), yy.reshape(-1)], -1)
         half = 1 / g
         xys = (2 * coords.float() / (g - 1) - 1) * (1 - half)
-        xys = xys + (torch.rand(xys.shape, generator=gen).to(dev) * 2 - 1) * half
+        xys = xys + (torch.rand(xys.shape, generator=generator).to(dev) * 2 - 1) * half
         alpha = self.field(xys, pose.expand(len(xys), -1), code.expand(len(xys), -1))[0]
         tmp = torch.zeros(g * g, device=dev)
         tmp[coords[:, 1] * g + coords[:, 0]] = alpha

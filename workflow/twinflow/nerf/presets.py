@@ -1,24 +1,30 @@
 """nerf settings: ``tiny`` (a CPU in minutes, tests and the demo) and ``paper`` (ER-NeRF's).
 
-``paper`` follows ER-NeRF (Li et al., ICCV 2023) and its public code: 512x512 frames, a tri-plane
-hash encoding (12 levels x 1 feature, base resolution 64, 2^14 entries per plane), MLPs of width
-64, a 32-dim audio code smoothed over 8 frames, 4-dim per-frame codes, AdamW (betas 0, 0.99) with
-learning rate 1e-2 for the grids and 1e-3 for the networks, 65,536 rays per step from one frame,
-100k head steps, then lips fine-tuning to 125k with 32x32 patches, then 200k torso steps.
-Differences, all deliberate:
+``paper`` is ER-NeRF (Li et al., ICCV 2023) as its code at 0cf72d8 builds it, so that its trained
+models load unchanged (``python -m twinflow.convert ernerf``, tests/test_nerf_ernerf.py): 512x512
+frames, ER-NeRF's tri-plane grid encoder (12 levels x 1 feature, base resolution 64, 2^14 entries
+per plane; :class:`twinflow.nerf.encoding.GridEncoder2D`), bias-free MLPs of width 64, a 32-dim
+audio code smoothed over 8 frames (zero windows past the ends), 4-dim per-frame codes, its torso
+(:class:`twinflow.nerf.network.ErnerfTorso`), its coordinate frame (``coords: bound``), its ray
+marcher and density-grid update (``sampler: ernerf``, :mod:`twinflow.nerf.marcher`), AdamW (betas
+0, 0.99) with learning rate 1e-2 for the grids and 1e-3 for the networks, fp16 autocast on CUDA,
+65,536 rays per step from one frame, 100k head steps, then lips fine-tuning to 125k with 32x32
+patches, then 200k torso steps. Differences, all deliberate (training only):
 
-* Sampling: ER-NeRF marches rays through a CUDA occupancy grid with early termination. twinflow
-  does the same in PyTorch: ``n_samples`` stratified points per ray in the head box, of which
-  only those in occupied cells of an occupancy grid and before the ray's transmittance falls
-  below ``min_transmittance`` (a density-only pass without gradients) are evaluated.
 * Lips loss: ER-NeRF adds 0.01 x LPIPS (AlexNet) on the mouth patch. No pretrained network ships
   with twinflow, so the default (``perceptual: structural``) is a patch-level multi-scale
   structural loss, ``1 - SSIM`` plus an L1 of image gradients at 1x, 1/2x and 1/4x
   (:mod:`twinflow.nerf.losses`). ``perceptual: vgg`` uses VGG-19 features instead (an LPIPS-like
   distance; a user-supplied ``vgg19`` in ``models/registry.yaml``).
 * ``lambda_mask``: an extra (small) loss that pulls the head opacity towards the head mask of the
-  face parsing and the torso alpha towards the torso mask; it makes the opacity usable for the
-  head-only paste-back and speeds up short CPU runs. ER-NeRF has only the opacity entropy term.
+  face parsing; it makes the opacity usable for the head-only paste-back and speeds up short
+  CPU runs. ER-NeRF has only the opacity entropy term.
+* Schedules: ER-NeRF decays the lips stage's rate to 0.05x and updates its weight average every
+  1000 steps; twinflow decays to ``lips_lr_decay`` and averages every step (``ema_decay``). Its
+  torso target is ``torso_imgs`` (the neck in-painted under the head); twinflow's is the frame
+  with the head replaced by the background plate. Its ray batches drop rays past a running
+  mean sample count; twinflow renders them all. Rays: a share (``head_ray_fraction``) is drawn
+  on the head, ER-NeRF draws uniformly.
 
 ``tiny`` renders a square crop around the head (``crop_scale`` x the perception head box, at
 ``res`` = 128 pixels) with dense 2-D grids (``encoder: dense``, :mod:`twinflow.nerf.encoding`),
@@ -137,6 +143,8 @@ class NerfConfig:
             (:class:`twinflow.nerf.network.ErnerfTorso`, ER-NeRF's torso network with its
             128x128 alpha grid); torso_thresh: ER-NeRF's ``--density_thresh_torso``.
         code_init_std: per-frame codes start as ``N(0, std^2)`` (ER-NeRF: 0.1; twinflow: 0).
+        autocast: mixed precision of training steps on CUDA: ``none``, ``fp16`` (with a
+            gradient scaler; ER-NeRF's ``-O``) or ``bf16``; ignored on other devices.
     """
 
     res: int
@@ -211,6 +219,7 @@ class NerfConfig:
     torso_model: str = "twinflow"
     torso_thresh: float = 0.01
     code_init_std: float = 0.0
+    autocast: str = "none"
 
 
 PRESETS: dict[str, NerfConfig] = {
@@ -302,7 +311,7 @@ PRESETS: dict[str, NerfConfig] = {
         n_samples=64,
         occ_res=128,
         occ_every=16,
-        occ_warmup=256,
+        occ_warmup=0,
         min_transmittance=1e-4,
         chunk=65536,
         head_steps=100_000,
@@ -349,6 +358,7 @@ PRESETS: dict[str, NerfConfig] = {
         torso_model="ernerf",
         torso_thresh=0.01,
         code_init_std=0.1,
+        autocast="fp16",
     ),
 }
 
@@ -369,6 +379,7 @@ CHOICES = {
     "coords": ("box", "bound"),
     "sampler": ("stratified", "ernerf"),
     "torso_model": ("twinflow", "ernerf"),
+    "autocast": ("none", "fp16", "bf16"),
 }
 
 
@@ -380,3 +391,5 @@ def check_config(cfg: NerfConfig) -> None:
             raise ValueError(f"{field} must be one of {', '.join(choices)} (got '{value}')")
     if cfg.torso_model == "ernerf" and cfg.torso_encoder == "dense":
         raise ValueError("torso_model 'ernerf' needs torso_encoder 'tiled' or 'hash'")
+    if cfg.sampler == "ernerf" and cfg.coords != "bound":
+        raise ValueError("sampler 'ernerf' needs coords 'bound' (its grid spans the cube)")
