@@ -487,3 +487,21 @@ def test_density_grid_update_and_unseen_cells_follow_ernerf():
     k = torch.tensor([100.0, 100.0, 8.0, 8.0])  # a narrow view: the corners are unseen
     unseen = grid.mark_unseen(cam[None], k)
     assert unseen > 0 and grid.density[4, 4, 4] >= 0 and grid.density[0, 0, 0] == -1
+
+
+def test_hubert_features_in_ernerfs_layout():
+    """data_utils/hubert.py: clips of 1000 output frames (here 10), each 80 samples longer so
+    they do not overlap, a tail only when a kernel long; then two vectors per 25 fps frame."""
+    from twinflow.nerf.audio_features import ernerf_hubert_hidden, ernerf_pairs
+
+    def fake_hubert(x):  # one frame per 320 samples (kernel 400), valued by its global frame
+        start = int(x[0, 0])
+        frames = (x.shape[1] - 400) // 320 + 1
+        return (start / 320 + torch.arange(frames, dtype=torch.float32))[None, :, None]
+
+    n = 320 * 10 * 3 + 1000
+    signal = torch.arange(n, dtype=torch.float32)[None]  # sample k holds k: clips know their start
+    hidden = ernerf_hubert_hidden(signal, fake_hubert, clip_frames=10)
+    assert hidden[:, 0].tolist() == list(range((n - 80) // 320))  # 32 frames, none twice
+    pairs = ernerf_pairs(np.arange(10.0)[:9, None])
+    assert pairs.shape == (4, 2, 1) and pairs[3, :, 0].tolist() == [6.0, 7.0]

@@ -20,10 +20,15 @@ another kind):
 The checkpoint kinds need the ``transformers`` package (not installed by default) and the model
 folder in ``models/`` (``python -m twinflow.models list``); both are checked with a clear error.
 
+``hubert_ernerf``                ER-NeRF's HuBERT features (``aud_hu.npy``) as its
+                                ``data_utils/hubert.py`` computes them: the same checkpoint, run
+                                clip by clip over long audio, ``[N, 2, 1024]``: the two 20 ms
+                                vectors of each 25 fps frame (no window).
+
 Imported kinds (``--npy FILE``, for models converted from ER-NeRF, whose features twinflow
 cannot compute): ``deepspeech`` (``aud_ds.npy``, ``[N, 16, 29]``), ``esperanto``
-(``aud_eo.npy``, ``[N, 16, 44]``), ``hubert_ernerf`` (``aud_hu.npy``, ``[N, 2, 1024]``: two
-HuBERT vectors per frame), ``ernerf_aud`` (``aud.npy``, ``[N, 16, 32]``).
+(``aud_eo.npy``, ``[N, 16, 44]``), ``ernerf_aud`` (``aud.npy``, ``[N, 16, 32]``); and
+``hubert_ernerf`` files (``aud_hu.npy``).
 
 Output ``.npz``: ``features (N, 16, C) float32``, ``info`` (JSON text: kind, fps, windows,
 window_ms, dim, sample_rate, seconds, source, model checksum for checkpoint kinds).
@@ -43,10 +48,16 @@ from twinflow.errors import InputError, ModelFileError, TwinflowError
 
 log = logging.getLogger("twinflow.nerf.audio_features")
 
-KINDS = {"logmel": None, "hubert": "hubert-large-ls960", "wav2vec2": "wav2vec2-base-960h"}
+KINDS = {
+    "logmel": None,
+    "hubert": "hubert-large-ls960",
+    "wav2vec2": "wav2vec2-base-960h",
+    "hubert_ernerf": "hubert-large-ls960",
+}
 # ER-NeRF's precomputed files (imported with --npy): kind -> (windows per frame, width)
 IMPORTED = {"deepspeech": (16, 29), "esperanto": (16, 44), "hubert_ernerf": (2, 1024),
             "ernerf_aud": (16, 32)}  # fmt: skip
+HUBERT_KERNEL, HUBERT_STRIDE = 400, 320  # HuBERT's convolutional front end, in samples
 WINDOWS = 16  # feature vectors per video frame
 STEP_S = 0.02  # 20 ms per feature vector (50 per second)
 N_MELS = 32
@@ -114,8 +125,46 @@ def checkpoint_features(
     model = AutoModel.from_pretrained(str(path)).eval()
     with torch.no_grad():
         inputs = processor(samples, sampling_rate=16000, return_tensors="pt")
-        hidden = model(inputs.input_values).last_hidden_state[0].numpy()  # (~50/s, C)
+        if kind == "hubert_ernerf":  # ER-NeRF's clip-by-clip run over long audio
+            run = lambda x: model(x).last_hidden_state  # noqa: E731
+            hidden = ernerf_hubert_hidden(inputs.input_values, run).numpy()
+        else:
+            hidden = model(inputs.input_values).last_hidden_state[0].numpy()  # (~50/s, C)
     return hidden.astype(np.float32), checksum(path)
+
+
+def ernerf_hubert_hidden(input_values, model_fn, clip_frames: int = 1000):
+    """ER-NeRF's ``get_hubert_from_16k_speech`` (data_utils/hubert.py): the normalised input
+    ``(1, n)`` through ``model_fn`` (-> ``(1, T, C)`` hidden states) in clips of
+    ``clip_frames`` output frames (``HUBERT_STRIDE x clip_frames`` samples, each clip extended by
+    ``kernel - stride`` so that none overlap), the tail only when at least a kernel long; then
+    cut or zero-padded to ``(n - (kernel - stride)) // stride`` frames. -> ``(T, C)``."""
+    import torch
+
+    k, s = HUBERT_KERNEL, HUBERT_STRIDE
+    clip = s * clip_frames
+    n = input_values.shape[1]
+    expected = (n - (k - s)) // s
+    parts = []
+    for i in range(n // clip):
+        start = clip * i
+        parts.append(model_fn(input_values[:, start : start + clip - s + k])[0])
+    tail = input_values[:, clip * (n // clip) :]
+    if tail.shape[1] >= k:
+        parts.append(model_fn(tail)[0])
+    hidden = torch.cat(parts, 0)
+    if abs(len(hidden) - expected) > 1:
+        raise TwinflowError(f"HuBERT gave {len(hidden)} frames, expected {expected}")
+    if len(hidden) < expected:
+        hidden = torch.nn.functional.pad(hidden, (0, 0, 0, expected - len(hidden)))
+    return hidden[:expected]
+
+
+def ernerf_pairs(hidden: np.ndarray) -> np.ndarray:
+    """``(T, C)`` at 50 per second -> ER-NeRF's ``(T // 2, 2, C)``: two vectors per 25 fps frame
+    (``make_even_first_dim`` and a reshape)."""
+    t = len(hidden) - len(hidden) % 2
+    return hidden[:t].reshape(-1, 2, hidden.shape[-1])
 
 
 def compute(
@@ -135,11 +184,17 @@ def compute(
         steps, model_sum = logmel(samples, sample_rate), None
     else:
         steps, model_sum = checkpoint_features(samples, sample_rate, kind, registry)
-    feats = frame_windows(steps, n, fps)
+    if kind == "hubert_ernerf":  # ER-NeRF's layout: the frame's own two vectors, 25 fps only
+        if abs(fps - 25.0) > 1e-6:
+            raise TwinflowError(f"'hubert_ernerf' features are for 25 fps video, not {fps}")
+        feats = ernerf_pairs(steps)
+        n = len(feats)
+    else:
+        feats = frame_windows(steps, n, fps)
     info = {
         "kind": kind,
         "fps": fps,
-        "windows": WINDOWS,
+        "windows": int(feats.shape[1]),
         "window_ms": STEP_S * 1000,
         "dim": int(feats.shape[-1]),
         "sample_rate": sample_rate,
@@ -213,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from twinflow.media.audio import read_wav
 
-    if args.npy or args.kind in IMPORTED:
+    if args.npy or (args.kind in IMPORTED and args.kind not in KINDS):
         if not args.npy:
             raise TwinflowError(f"'{args.kind}' features cannot be computed here: give --npy")
         feats, info = import_npy(args.npy, args.kind, args.fps)

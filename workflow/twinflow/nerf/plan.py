@@ -13,7 +13,7 @@ from typing import Any
 from twinflow.nerf.presets import NerfConfig, get_preset
 
 PASTE_MODES = ("full", "head")
-FEATURE_KINDS = ("logmel", "hubert", "wav2vec2")  # computed from a wav by twinflow
+FEATURE_KINDS = ("logmel", "hubert", "wav2vec2", "hubert_ernerf")  # computed from a wav
 IMPORTED_KINDS = ("deepspeech", "esperanto", "hubert_ernerf", "ernerf_aud")  # ER-NeRF files
 STAGES = ("head", "lips", "torso")
 RENDER_OPTIONS = ("paste", "features")
