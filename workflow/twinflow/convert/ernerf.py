@@ -3,7 +3,8 @@
 ``python -m twinflow.convert ernerf WORKSPACE_OR_PTH --data DATA_DIR --out DIR [--head PTH]``
 
 ``SOURCE`` is ER-NeRF's torso workspace (``checkpoints/ngp.pth``, else the newest
-``ngp_ep*.pth``) or one of its ``.pth`` files. A torso checkpoint holds the head too (ER-NeRF
+``ngp_ep*.pth``), one of its ``.pth`` files, or a ``models/registry.yaml`` name (ER-NeRF's
+released Obama models: ``ernerf-obama-torso``, ``ernerf-obama-head``). A torso checkpoint holds the head too (ER-NeRF
 loads the head into the torso model and freezes it); ``--head`` takes the head from another
 file (a head workspace or ``.pth``), e.g. to import a head-only model with ``SOURCE`` = the head.
 
@@ -97,16 +98,25 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--att", type=int, default=2, help="ER-NeRF's --att (2; 0: no smoothing)")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate of the data")
     parser.add_argument("--no-frames", action="store_true", help="skip gt_imgs -> frames.mkv")
+    parser.add_argument(
+        "--registry", default="models/registry.yaml", help="for SOURCE given as a model name"
+    )
 
 
 # --- reading ER-NeRF's files ------------------------------------------------------------------
 
 
-def find_checkpoint(source: str | Path) -> Path:
-    """The ``.pth`` of a workspace folder (``checkpoints/ngp.pth``, else the newest epoch)."""
+def find_checkpoint(source: str | Path, registry: str | Path | None = None) -> Path:
+    """The ``.pth`` of a workspace folder (``checkpoints/ngp.pth``, else the newest epoch), or
+    of a ``models/registry.yaml`` entry (e.g. ``ernerf-obama-torso``, checksum verified)."""
     source = Path(source)
     if source.is_file():
         return source
+    if registry is not None and not source.exists() and len(source.parts) == 1:
+        from twinflow.models import load_registry, resolve
+
+        if str(source) in load_registry(registry):
+            return find_checkpoint(resolve(str(source), registry))
     for folder in (source / "checkpoints", source):
         if (folder / "ngp.pth").is_file():
             return folder / "ngp.pth"
@@ -410,9 +420,9 @@ def convert(args: argparse.Namespace) -> None:
     data_dir = Path(args.data)
     if not data_dir.is_dir():
         raise ConversionError("ER-NeRF data folder not found", path=data_dir)
-    source = find_checkpoint(args.source)
+    source = find_checkpoint(args.source, args.registry)
     state, extra = read_checkpoint(source)
-    head_source = find_checkpoint(args.head) if args.head else source
+    head_source = find_checkpoint(args.head, args.registry) if args.head else source
     head_state = read_checkpoint(head_source)[0] if args.head else state
     if "audio_net.encoder_conv.0.weight" not in head_state:
         raise ConversionError("has no ER-NeRF head (audio_net.*)", path=head_source)
