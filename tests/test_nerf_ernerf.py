@@ -376,7 +376,8 @@ def test_a_render_runs_from_the_imported_model_without_training(converted, tmp_p
     write_wav(media / "drive.wav", 0.3 * np.sin(2 * np.pi * 220 * t), 16000)
     npy = FIXTURES / "data" / "aud_ds.npy"
     render = {"render_id": "r_imp", "twin_id": "imp", "pipeline": "nerf",
-              "driving_audio": str(media / "drive.wav"), "options": f"features={npy};paste=full"}  # fmt: skip
+              "driving_audio": str(media / "drive.wav"),
+              "options": f"features={npy};paste=full;smooth_path=3;smooth_lips=1;bg=white"}  # fmt: skip
     root = make_project(
         tmp_path, [{"twin_id": "imp", "video": str(media / "twin.mp4")}], [render],
         {"nerf": {"pretrained": {"imp": str(converted)}}},
@@ -392,6 +393,7 @@ def test_a_render_runs_from_the_imported_model_without_training(converted, tmp_p
     assert out.n_frames == 12 and out.has_audio  # one frame per row of the features file
     meta = json.loads((root / "results/drive/r_imp/nerf/render.json").read_text())
     assert meta["audio_features"] == "deepspeech" and meta["head_steps"] == 1234
+    assert meta["options"]["smooth_path"] == 3 and meta["options"]["bg"] == "white"
 
 
 def test_the_imported_model_fine_tunes_and_trains_a_torso_as_ernerf(converted, tmp_path):
@@ -505,3 +507,23 @@ def test_hubert_features_in_ernerfs_layout():
     assert hidden[:, 0].tolist() == list(range((n - 80) // 320))  # 32 frames, none twice
     pairs = ernerf_pairs(np.arange(10.0)[:9, None])
     assert pairs.shape == (4, 2, 1) and pairs[3, :, 0].tolist() == [6.0, 7.0]
+
+
+def test_ernerfs_inference_smoothing_options():
+    """--smooth_path (window mean of positions, chordal mean of rotations), --smooth_eye (the
+    frame and its 2 neighbours), --smooth_lips (code_k = 0.35 code_(k-1) + 0.65 code_k)."""
+    from scipy.spatial.transform import Rotation
+
+    from twinflow.nerf.render import smooth_eye, smooth_lips, smooth_path
+
+    c2w = np.tile(np.eye(4), (3, 1, 1))
+    c2w[:, 0, 3] = [0.0, 3.0, 9.0]
+    c2w[:, :3, :3] = Rotation.from_euler("z", [[0], [10], [20]], degrees=True).as_matrix()
+    out = smooth_path(c2w, 3)
+    assert out[:, 0, 3].tolist() == [1.5, 4.0, 6.0]
+    assert Rotation.from_matrix(out[1, :3, :3]).as_euler("xyz", degrees=True)[2] == pytest.approx(
+        10
+    )
+    assert smooth_eye(np.array([0.0, 3.0, 0.0, 3.0])).tolist() == [1.5, 1.0, 2.0, 1.5]
+    codes = torch.tensor([[1.0], [0.0], [0.0]])
+    assert smooth_lips(codes)[:, 0].tolist() == pytest.approx([1.0, 0.35, 0.1225])

@@ -246,9 +246,10 @@ rule nerf_render:
     params:
         chunk=NERF.preset.chunk,
         torso=lambda w, input: f"--torso {input.torso}" if input.torso else "",
+        options=lambda w: nerf_plan.render_args(RENDERS[w.render]),
     shell:
         "python -m twinflow.nerf.render --render {wildcards.render} --dataset {input.dataset}"
-        " --head {input.head} {params.torso} --features {input.features}"
+        " --head {input.head} {params.torso} --features {input.features} {params.options}"
         " --chunk {params.chunk} --threads {threads} --out {output.frames}"
         " --out-json {output.meta} > {log} 2>&1"
 

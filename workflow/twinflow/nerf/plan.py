@@ -16,7 +16,7 @@ PASTE_MODES = ("full", "head")
 FEATURE_KINDS = ("logmel", "hubert", "wav2vec2", "hubert_ernerf")  # computed from a wav
 IMPORTED_KINDS = ("deepspeech", "esperanto", "hubert_ernerf", "ernerf_aud")  # ER-NeRF files
 STAGES = ("head", "lips", "torso")
-RENDER_OPTIONS = ("paste", "features")
+RENDER_OPTIONS = ("paste", "features", "smooth_path", "smooth_lips", "smooth_eye", "fix_eye", "bg")
 PRETRAINED_FILES = ("lips.pt", "dataset.npz", "audio_features.npz", "import.json")
 
 
@@ -165,6 +165,7 @@ def check_renders(renders: dict, s: NerfSettings) -> None:
                     f"render '{render.render_id}': unknown nerf option(s) {sorted(unknown)}"
                     f" (known: {', '.join(RENDER_OPTIONS)})"
                 )
+            render_args(render)
             kind = s.twin_kind(render.twin_id)
             given = render.options.get("features")
             if given and not Path(given).is_file():
@@ -176,6 +177,27 @@ def check_renders(renders: dict, s: NerfSettings) -> None:
                     "audio's features as features=PATH (an .npy in ER-NeRF's layout) in the "
                     "render's options"
                 )
+
+
+def render_args(render) -> str:
+    """ER-NeRF's inference options of a render (``smooth_path=7;smooth_lips=1;smooth_eye=1;
+    fix_eye=0.25;bg=white``) as ``twinflow.nerf.render`` flags; ValueError for a bad value."""
+    o, args = render.options, []
+    try:
+        if "smooth_path" in o:
+            args.append(f"--smooth-path {int(o['smooth_path'])}")
+        for flag in ("smooth_lips", "smooth_eye"):
+            if o.get(flag, "0").lower() in ("1", "true", "yes"):
+                args.append(f"--{flag.replace('_', '-')}")
+        if "fix_eye" in o:
+            args.append(f"--fix-eye {float(o['fix_eye'])}")
+    except ValueError as err:
+        raise ValueError(f"render '{render.render_id}': {err}") from None
+    if "bg" in o:
+        if o["bg"] not in ("white", "black"):
+            raise ValueError(f"render '{render.render_id}': bg '{o['bg']}' is not white or black")
+        args.append(f"--bg {o['bg']}")
+    return " ".join(args)
 
 
 def driving_features_args(render, s: NerfSettings) -> str:
