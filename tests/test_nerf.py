@@ -17,7 +17,7 @@ import torch
 
 from tests.helpers import REPO
 from twinflow.nerf import audio_features as af
-from twinflow.nerf.encoding import DenseGrid2D, HashGrid2D, TriPlaneEncoder, level_resolutions
+from twinflow.nerf.encoding import DenseGrid2D, GridEncoder2D, TriPlaneEncoder, level_resolutions
 from twinflow.nerf.rays import composite, pixel_rays, ray_box, stratified_samples
 
 torch.set_num_threads(1)
@@ -101,7 +101,7 @@ def test_early_termination_keeps_the_samples_in_front_of_an_opaque_layer():
     assert empty.all()  # nothing occupied: nothing can hide anything
 
 
-@pytest.mark.parametrize("kind", ["dense", "hash"])
+@pytest.mark.parametrize("kind", ["dense", "hash", "tiled"])
 def test_triplane_shapes_and_gradients(kind):
     torch.manual_seed(0)
     enc = TriPlaneEncoder(kind, levels=3, channels=2, base=8, finest=32, log2_table=8)
@@ -125,9 +125,10 @@ def test_dense_grid_reads_its_vertices_and_interpolates_bilinearly():
 
 def test_hash_grid_levels_dense_then_hashed():
     assert level_resolutions(3, 16, 64) == [16, 32, 64]
-    enc = HashGrid2D(levels=3, channels=2, base=16, finest=64, log2_table=10)
-    # level 0 (17^2 = 289 <= 1024) is indexed densely, the others share a 1024-entry table
-    assert enc.offsets == [0, 289, 289 + 1024, 289 + 2048]
+    enc = GridEncoder2D(levels=3, channels=2, base=16, finest=64, log2_table=10)
+    # level 0 (17^2 = 289 -> 296, a multiple of 8, <= 1024) is indexed densely, the others
+    # have 1024-entry tables (ER-NeRF's layout; tests/test_nerf_ernerf.py checks the index maths)
+    assert enc.offsets.tolist() == [0, 296, 296 + 1024, 296 + 2048]
     out = enc(torch.rand(100, 2) * 2 - 1)
     assert out.shape == (100, 6)
 

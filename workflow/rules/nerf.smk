@@ -2,6 +2,8 @@
 # results/{twin}/nerf/: audio_features.npz, frames.mkv + dataset.npz, head.pt, lips.pt, torso.pt,
 # metrics.json (+ val.mp4); per render results/drive/{render}/nerf/ (features, render, paste)
 # and results/renders/{render}.mp4. Settings: config.yaml `nerf:` (twinflow.nerf.plan).
+# A twin under `nerf: pretrained:` uses the model folder given there (python -m twinflow.convert
+# ernerf): its renders and metrics read that folder, and no dataset or training job runs.
 import os
 
 from twinflow.nerf import plan as nerf_plan
@@ -31,19 +33,20 @@ rule nerf_audio_features:
         mem_mb=scaled(2000),
         runtime=scaled(20),
     params:
-        kind=NERF.audio_features,
+        kind=f"--kind {NERF.audio_features}",
         fps=VIDEO["fps"],
         registry=config["models"]["registry"],
         who="--twin {twin}",
     shell:
         "python -m twinflow.nerf.audio_features {params.who} --wav {input.wav}"
-        " --kind {params.kind} --fps {params.fps} --registry {params.registry}"
+        " {params.kind} --fps {params.fps} --registry {params.registry}"
         " --out {output.features} > {log} 2>&1"
 
 
 use rule nerf_audio_features as nerf_driving_audio_features with:
     input:
         wav="results/drive/{render}/audio.wav",
+        given=lambda w: nerf_plan.driving_features_file(RENDERS[w.render]),
     output:
         features="results/drive/{render}/nerf/audio_features.npz",
     log:
@@ -51,7 +54,7 @@ use rule nerf_audio_features as nerf_driving_audio_features with:
     benchmark:
         "benchmarks/nerf_driving_audio_features/{render}.tsv"
     params:
-        kind=NERF.audio_features,
+        kind=lambda w: nerf_plan.driving_features_args(RENDERS[w.render], NERF),
         fps=VIDEO["fps"],
         registry=config["models"]["registry"],
         who="--render {render}",
@@ -190,11 +193,11 @@ use rule nerf_train_head as nerf_train_torso with:
 
 rule nerf_evaluate:
     input:
-        dataset="results/{twin}/nerf/dataset.npz",
-        frames="results/{twin}/nerf/frames.mkv",
-        features="results/{twin}/nerf/audio_features.npz",
-        head="results/{twin}/nerf/lips.pt",
-        torso="results/{twin}/nerf/torso.pt",
+        dataset=nerf_plan.model_file(NERF, "dataset.npz"),
+        frames=nerf_plan.model_file(NERF, "frames.mkv"),
+        features=nerf_plan.model_file(NERF, "audio_features.npz"),
+        head=nerf_plan.model_file(NERF, "lips.pt"),
+        torso=nerf_plan.model_torso(NERF),
     output:
         metrics="results/{twin}/nerf/metrics.json",
         preview="results/{twin}/nerf/val.mp4",
@@ -211,18 +214,19 @@ rule nerf_evaluate:
         gpu=1,
     params:
         chunk=NERF.preset.chunk,
+        torso=lambda w, input: f"--torso {input.torso}" if input.torso else "",
     shell:
         "python -m twinflow.nerf.evaluate --twin {wildcards.twin} --dataset {input.dataset}"
         " --frames {input.frames} --features {input.features} --head {input.head}"
-        " --torso {input.torso} --chunk {params.chunk} --threads {threads}"
+        " {params.torso} --chunk {params.chunk} --threads {threads}"
         " --preview {output.preview} --out {output.metrics} > {log} 2>&1"
 
 
 rule nerf_render:
     input:
-        dataset=nerf_plan.twin_file(RENDERS, "dataset.npz"),
-        head=nerf_plan.twin_file(RENDERS, "lips.pt"),
-        torso=nerf_plan.twin_file(RENDERS, "torso.pt"),
+        dataset=nerf_plan.twin_file(RENDERS, "dataset.npz", NERF),
+        head=nerf_plan.twin_file(RENDERS, "lips.pt", NERF),
+        torso=nerf_plan.twin_torso(RENDERS, NERF),
         features="results/drive/{render}/nerf/audio_features.npz",
     output:
         frames="results/drive/{render}/nerf/render.mkv",
@@ -242,9 +246,11 @@ rule nerf_render:
         gpu=1,
     params:
         chunk=NERF.preset.chunk,
+        torso=lambda w, input: f"--torso {input.torso}" if input.torso else "",
+        options=lambda w: nerf_plan.render_args(RENDERS[w.render]),
     shell:
         "python -m twinflow.nerf.render --render {wildcards.render} --dataset {input.dataset}"
-        " --head {input.head} --torso {input.torso} --features {input.features}"
+        " --head {input.head} {params.torso} --features {input.features} {params.options}"
         " --chunk {params.chunk} --threads {threads} --out {output.frames}"
         " --out-json {output.meta} > {log} 2>&1"
 
@@ -253,7 +259,7 @@ rule nerf_paste:
     input:
         frames="results/drive/{render}/nerf/render.mkv",
         meta="results/drive/{render}/nerf/render.json",
-        dataset=nerf_plan.twin_file(RENDERS, "dataset.npz"),
+        dataset=nerf_plan.twin_file(RENDERS, "dataset.npz", NERF),
         video=lambda w: f"results/{RENDERS[w.render].twin_id}/media/video.mp4",
     output:
         video="results/drive/{render}/nerf/pasted.mp4",

@@ -22,11 +22,15 @@ mux                 ``results/renders/{render}.mp4``            pasted.mp4 + dri
 ==================  ==========================================  ===============================
 
 Modules: :mod:`~twinflow.nerf.presets` (tiny / paper), :mod:`~twinflow.nerf.encoding` (tri-plane
-dense / hash grids), :mod:`~twinflow.nerf.network` (audio encoder and smoothing, head field,
-occupancy grid, torso), :mod:`~twinflow.nerf.rays` (rays, samples, volume rendering),
-:mod:`~twinflow.nerf.model` (rendering rays and frames), :mod:`~twinflow.nerf.data` (the dataset
+dense grids, ER-NeRF's hash / tiled grid encoder), :mod:`~twinflow.nerf.network` (audio encoder
+and smoothing, head field, occupancy grid, twinflow's and ER-NeRF's torso), :mod:`~twinflow.nerf.rays` (rays, samples, volume rendering),
+:mod:`~twinflow.nerf.model` (rendering rays and frames), :mod:`~twinflow.nerf.marcher` (ER-NeRF's
+ray marcher in PyTorch, the ``paper`` preset's sampler), :mod:`~twinflow.nerf.data` (the dataset
 in memory, ray batches), :mod:`~twinflow.nerf.losses` (mouth-patch loss), :mod:`~twinflow.nerf.plan`
 (config for the rules), :mod:`~twinflow.nerf.synthetic` (a synthetic talking head for tests and
 benchmarks), :mod:`~twinflow.nerf.gpu_bench` and :mod:`~twinflow.nerf.acceptance` (measurements),
 :mod:`~twinflow.nerf.speech_probe` (can audio explain the mouth on the val frames at all?).
+
+An ER-NeRF model trained with the reference code imports with ``python -m twinflow.convert ernerf``
+(:mod:`twinflow.convert.ernerf`) and renders through ``config.yaml: nerf: pretrained:``.
 """

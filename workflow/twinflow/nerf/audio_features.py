@@ -20,6 +20,16 @@ another kind):
 The checkpoint kinds need the ``transformers`` package (not installed by default) and the model
 folder in ``models/`` (``python -m twinflow.models list``); both are checked with a clear error.
 
+``hubert_ernerf``                ER-NeRF's HuBERT features (``aud_hu.npy``) as its
+                                ``data_utils/hubert.py`` computes them: the same checkpoint, run
+                                clip by clip over long audio, ``[N, 2, 1024]``: the two 20 ms
+                                vectors of each 25 fps frame (no window).
+
+Imported kinds (``--npy FILE``, for models converted from ER-NeRF, whose features twinflow
+cannot compute): ``deepspeech`` (``aud_ds.npy``, ``[N, 16, 29]``), ``esperanto``
+(``aud_eo.npy``, ``[N, 16, 44]``), ``ernerf_aud`` (``aud.npy``, ``[N, 16, 32]``); and
+``hubert_ernerf`` files (``aud_hu.npy``).
+
 Output ``.npz``: ``features (N, 16, C) float32``, ``info`` (JSON text: kind, fps, windows,
 window_ms, dim, sample_rate, seconds, source, model checksum for checkpoint kinds).
 """
@@ -38,7 +48,16 @@ from twinflow.errors import InputError, ModelFileError, TwinflowError
 
 log = logging.getLogger("twinflow.nerf.audio_features")
 
-KINDS = {"logmel": None, "hubert": "hubert-large-ls960", "wav2vec2": "wav2vec2-base-960h"}
+KINDS = {
+    "logmel": None,
+    "hubert": "hubert-large-ls960",
+    "wav2vec2": "wav2vec2-base-960h",
+    "hubert_ernerf": "hubert-large-ls960",
+}
+# ER-NeRF's precomputed files (imported with --npy): kind -> (windows per frame, width)
+IMPORTED = {"deepspeech": (16, 29), "esperanto": (16, 44), "hubert_ernerf": (2, 1024),
+            "ernerf_aud": (16, 32)}  # fmt: skip
+HUBERT_KERNEL, HUBERT_STRIDE = 400, 320  # HuBERT's convolutional front end, in samples
 WINDOWS = 16  # feature vectors per video frame
 STEP_S = 0.02  # 20 ms per feature vector (50 per second)
 N_MELS = 32
@@ -106,8 +125,46 @@ def checkpoint_features(
     model = AutoModel.from_pretrained(str(path)).eval()
     with torch.no_grad():
         inputs = processor(samples, sampling_rate=16000, return_tensors="pt")
-        hidden = model(inputs.input_values).last_hidden_state[0].numpy()  # (~50/s, C)
+        if kind == "hubert_ernerf":  # ER-NeRF's clip-by-clip run over long audio
+            run = lambda x: model(x).last_hidden_state  # noqa: E731
+            hidden = ernerf_hubert_hidden(inputs.input_values, run).numpy()
+        else:
+            hidden = model(inputs.input_values).last_hidden_state[0].numpy()  # (~50/s, C)
     return hidden.astype(np.float32), checksum(path)
+
+
+def ernerf_hubert_hidden(input_values, model_fn, clip_frames: int = 1000):
+    """ER-NeRF's ``get_hubert_from_16k_speech`` (data_utils/hubert.py): the normalised input
+    ``(1, n)`` through ``model_fn`` (-> ``(1, T, C)`` hidden states) in clips of
+    ``clip_frames`` output frames (``HUBERT_STRIDE x clip_frames`` samples, each clip extended by
+    ``kernel - stride`` so that none overlap), the tail only when at least a kernel long; then
+    cut or zero-padded to ``(n - (kernel - stride)) // stride`` frames. -> ``(T, C)``."""
+    import torch
+
+    k, s = HUBERT_KERNEL, HUBERT_STRIDE
+    clip = s * clip_frames
+    n = input_values.shape[1]
+    expected = (n - (k - s)) // s
+    parts = []
+    for i in range(n // clip):
+        start = clip * i
+        parts.append(model_fn(input_values[:, start : start + clip - s + k])[0])
+    tail = input_values[:, clip * (n // clip) :]
+    if tail.shape[1] >= k:
+        parts.append(model_fn(tail)[0])
+    hidden = torch.cat(parts, 0)
+    if abs(len(hidden) - expected) > 1:
+        raise TwinflowError(f"HuBERT gave {len(hidden)} frames, expected {expected}")
+    if len(hidden) < expected:
+        hidden = torch.nn.functional.pad(hidden, (0, 0, 0, expected - len(hidden)))
+    return hidden[:expected]
+
+
+def ernerf_pairs(hidden: np.ndarray) -> np.ndarray:
+    """``(T, C)`` at 50 per second -> ER-NeRF's ``(T // 2, 2, C)``: two vectors per 25 fps frame
+    (``make_even_first_dim`` and a reshape)."""
+    t = len(hidden) - len(hidden) % 2
+    return hidden[:t].reshape(-1, 2, hidden.shape[-1])
 
 
 def compute(
@@ -127,11 +184,17 @@ def compute(
         steps, model_sum = logmel(samples, sample_rate), None
     else:
         steps, model_sum = checkpoint_features(samples, sample_rate, kind, registry)
-    feats = frame_windows(steps, n, fps)
+    if kind == "hubert_ernerf":  # ER-NeRF's layout: the frame's own two vectors, 25 fps only
+        if abs(fps - 25.0) > 1e-6:
+            raise TwinflowError(f"'hubert_ernerf' features are for 25 fps video, not {fps}")
+        feats = ernerf_pairs(steps)
+        n = len(feats)
+    else:
+        feats = frame_windows(steps, n, fps)
     info = {
         "kind": kind,
         "fps": fps,
-        "windows": WINDOWS,
+        "windows": int(feats.shape[1]),
         "window_ms": STEP_S * 1000,
         "dim": int(feats.shape[-1]),
         "sample_rate": sample_rate,
@@ -140,6 +203,31 @@ def compute(
         "model_sha256": model_sum,
     }
     return feats, info
+
+
+def import_npy(path: str | Path, kind: str, fps: float) -> tuple[np.ndarray, dict]:
+    """Features ``(N, W, C)`` and ``info`` of an ER-NeRF feature file (``aud_ds.npy``: DeepSpeech
+    ``[N, 16, 29]``, ``aud_eo.npy``: wav2vec2 esperanto ``[N, 16, 44]``, ``aud_hu.npy``: HuBERT
+    ``[N, 2, 1024]``), one window per video frame, as its ``data_utils`` scripts write them."""
+    path = Path(path)
+    if kind not in IMPORTED:
+        raise TwinflowError(
+            f"'{kind}' features are not imported from files (choose from {', '.join(IMPORTED)})"
+        )
+    if not path.is_file():
+        raise InputError("audio feature file not found", path=path)
+    feats = np.load(path, allow_pickle=False)
+    windows, dim = IMPORTED[kind]
+    if feats.ndim != 3 or feats.shape[1:] != (windows, dim):
+        raise InputError(
+            f"has shape {feats.shape}; '{kind}' features are [N, {windows}, {dim}]", path=path
+        )
+    info = {
+        "kind": kind, "fps": fps, "windows": windows, "window_ms": STEP_S * 1000, "dim": dim,
+        "n_frames": len(feats), "seconds": len(feats) / fps, "source": str(path),
+        "model_sha256": None,
+    }  # fmt: skip
+    return feats.astype(np.float32), info
 
 
 def save_features(path: str | Path, feats: np.ndarray, info: dict) -> None:
@@ -154,8 +242,11 @@ def load_features(path: str | Path) -> tuple[np.ndarray, dict]:
         raise InputError("audio features not found", path=path)
     with np.load(path, allow_pickle=False) as data:
         feats, info = data["features"], json.loads(str(data["info"]))
-    if feats.ndim != 3 or feats.shape[1] != WINDOWS:
-        raise InputError(f"audio features have shape {feats.shape}, expected (N, 16, C)", path=path)
+    windows = int(info.get("windows", WINDOWS))
+    if feats.ndim != 3 or feats.shape[1] != windows:
+        raise InputError(
+            f"audio features have shape {feats.shape}, expected (N, {windows}, C)", path=path
+        )
     return feats, info
 
 
@@ -164,7 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--twin", default=None, help="twin id (for messages)")
     p.add_argument("--render", default=None, help="render id (for messages)")
     p.add_argument("--wav", required=True)
-    p.add_argument("--kind", default="logmel", choices=sorted(KINDS))
+    p.add_argument("--kind", default="logmel", choices=sorted([*KINDS, *IMPORTED]))
+    p.add_argument(
+        "--npy", default=None, help="import this ER-NeRF feature file instead (imported kinds)"
+    )
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--registry", default="models/registry.yaml")
     p.add_argument("--out", required=True)
@@ -174,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     from twinflow.media.audio import read_wav
 
+    if args.npy or (args.kind in IMPORTED and args.kind not in KINDS):
+        if not args.npy:
+            raise TwinflowError(f"'{args.kind}' features cannot be computed here: give --npy")
+        feats, info = import_npy(args.npy, args.kind, args.fps)
+        save_features(args.out, feats, info)
+        log.info("%s features %s imported from %s", args.kind, feats.shape, args.npy)
+        return
     if not Path(args.wav).exists():
         raise InputError("file not found", path=args.wav)
     samples, sr = read_wav(args.wav)

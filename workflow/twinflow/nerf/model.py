@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from twinflow.nerf.network import HeadField, TorsoField
+from twinflow.nerf.network import HeadField, TorsoField, new_torso
 from twinflow.nerf.presets import NerfConfig
 from twinflow.nerf.rays import bin_edges, composite, pixel_rays, ray_box, stratified_samples
 
@@ -37,9 +37,9 @@ def load_head(ckpt: dict[str, Any], device) -> HeadField:
     return head.to(device).eval()
 
 
-def load_torso(ckpt: dict[str, Any], device) -> TorsoField:
+def load_torso(ckpt: dict[str, Any], device) -> torch.nn.Module:
     meta = ckpt["meta"]
-    torso = TorsoField(config_from_meta(meta), int(meta["n_codes"]))
+    torso = new_torso(config_from_meta(meta), int(meta["n_codes"]))
     torso.load_state_dict(ckpt["modules"]["torso"])
     return torso.to(device).eval()
 
@@ -71,8 +71,12 @@ def render_head_rays(
 
     ``n_samples`` stratified samples per ray inside the head box; samples in cells the occupancy
     grid marks empty are skipped (density 0), and so are samples behind the point where the
-    transmittance drops below ``min_transmittance`` (:func:`visible`)."""
+    transmittance drops below ``min_transmittance`` (:func:`visible`). With ``sampler: ernerf``
+    the rays are marched as ER-NeRF's training marcher does (:func:`twinflow.nerf.marcher.train_rays`;
+    ``perturb`` jitters the first step)."""
     cfg = head.cfg
+    if cfg.sampler == "ernerf":
+        return _ernerf_rays(head, origins, dirs, cond, box, perturb=perturb)
     r = len(origins)
     out = {k: origins.new_zeros(r) for k in ("acc", "depth", "amb_aud", "amb_eye")}
     out["rgb"] = origins.new_zeros(r, 3)
@@ -83,7 +87,7 @@ def render_head_rays(
     o, d, near, far, c = origins[hit], dirs[hit], near[hit], far[hit], cond.select(hit)
     rh, n = len(o), cfg.n_samples
     t = stratified_samples(near, far, n, perturb)
-    x = (o[:, None] + d[:, None] * t[..., None]) / box  # (Rh, S, 3) in [-1, 1]
+    x = (o[:, None] + d[:, None] * t[..., None]) / head.coord_scale(box)  # (Rh, S, 3)
     deltas = torch.diff(bin_edges(t, near, far), dim=-1).clamp(min=0)
     keep = head.occupancy.occupied(x)
     if cfg.min_transmittance > 0 and keep.any():
@@ -113,6 +117,40 @@ def render_head_rays(
         unc_s = x.new_zeros(rh * n).index_put((flat,), head.uncertainty(f)).view(rh, n)
         result["uncertainty"] = put(origins.new_zeros(r), (w.detach() * unc_s).sum(1))
     return result
+
+
+def head_field(head: HeadField, dirs: torch.Tensor, cond: Conditions, scale: torch.Tensor):
+    """The head as a function of points (head-box units) and their rays, for the marcher."""
+    want_unc = head.unc_net is not None and head.training
+
+    def field(pts: torch.Tensor, rays: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = pts / scale
+        f = head.encoder(x)
+        sig, geo, att, eye_att = head.density(x, cond.aud[rays], cond.eye[rays], f=f)
+        out = {
+            "sigma": sig,
+            "rgb": head.color(dirs[rays], geo, cond.code[rays]),
+            "amb_aud": att,
+            "amb_eye": eye_att,
+        }
+        if want_unc:
+            out["uncertainty"] = head.uncertainty(f)
+        return out
+
+    return field
+
+
+def _ernerf_rays(head, origins, dirs, cond, box, *, perturb: bool, generator=None):
+    from twinflow.nerf.marcher import train_rays
+
+    cfg = head.cfg
+    unc = head.unc_net is not None and head.training
+    return train_rays(
+        head_field(head, dirs, cond, head.coord_scale(box)), origins, dirs, box,
+        head.occupancy.mask, max_steps=cfg.max_steps, dt_gamma=cfg.dt_gamma,
+        min_near=cfg.min_near, t_thresh=cfg.min_transmittance, perturb=perturb,
+        generator=generator, extra=("uncertainty",) if unc else (),
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -170,6 +208,8 @@ def update_occupancy(
     def density(x: torch.Tensor) -> torch.Tensor:
         return head.density(x, aud.expand(len(x), -1), eye.expand(len(x), -1))[0]
 
+    if head.cfg.sampler == "ernerf":
+        return head.occupancy.update_ernerf(density, generator=gen)
     return head.occupancy.update(density, sample_step(head, box), generator=gen)
 
 
@@ -199,10 +239,13 @@ def torso_rays(
     intrinsics: torch.Tensor,
     res: int,
     code: torch.Tensor,
+    pose: torch.Tensor | None = None,
 ):
-    """Torso colour and alpha of pixels ``uv (R, 2)`` for cameras ``(R, 4, 4)``."""
-    xy = uv / res * 2 - 1
-    pose = torso.pose_code(frames_c2w, intrinsics, res)
+    """Torso colour and alpha of pixels ``uv (R, 2)`` for cameras ``(R, 4, 4)`` (``pose``: their
+    pose codes when already known, e.g. one camera's for a whole image)."""
+    xy = torso.pixel_coords(uv, res)
+    if pose is None:
+        pose = torso.pose_code(frames_c2w, intrinsics, res)
     rgb, alpha, dxy = torso(xy, pose, code)
     return rgb, alpha, dxy
 
@@ -232,36 +275,42 @@ def render_frame(
     n = res * res
     head_rgb = torch.zeros(n, 3, device=dev)
     acc = torch.zeros(n, device=dev)
-    sel = (
-        torch.arange(n, device=dev)
-        if head_region is None
-        else torch.nonzero(head_region.flatten())[:, 0]
-    )
-    o_all, d_all = pixel_rays(c2w, intrinsics, uv[sel])
+    depth = torch.zeros(n, device=dev)
     code = head.frame_codes(None, 1)
-    for s in range(0, len(sel), chunk):
-        o, d = o_all[s : s + chunk], d_all[s : s + chunk]
-        m = len(o)
-        cond = Conditions(
-            aud[None].expand(m, -1), torch.full((m, 1), float(eye), device=dev), code.expand(m, -1)
+    if head.cfg.sampler == "ernerf":  # ER-NeRF marches every ray of the image at once
+        o, d = pixel_rays(c2w, intrinsics, uv)
+        out = render_head_ernerf(head, o, d, aud, float(eye), code, box, chunk)
+        head_rgb, acc, depth = out["rgb"], out["acc"], out["depth_norm"]
+    else:
+        sel = (
+            torch.arange(n, device=dev)
+            if head_region is None
+            else torch.nonzero(head_region.flatten())[:, 0]
         )
-        out = render_head_rays(head, o, d, cond, box, perturb=False)
-        head_rgb[sel[s : s + chunk]] = out["rgb"]
-        acc[sel[s : s + chunk]] = out["acc"]
+        o_all, d_all = pixel_rays(c2w, intrinsics, uv[sel])
+        for s in range(0, len(sel), chunk):
+            o, d = o_all[s : s + chunk], d_all[s : s + chunk]
+            m = len(o)
+            cond = Conditions(
+                aud[None].expand(m, -1),
+                torch.full((m, 1), float(eye), device=dev),
+                code.expand(m, -1),
+            )
+            out = render_head_rays(head, o, d, cond, box, perturb=False)
+            head_rgb[sel[s : s + chunk]] = out["rgb"]
+            acc[sel[s : s + chunk]] = out["acc"]
+            depth[sel[s : s + chunk]] = out["depth"]
     base = bg.reshape(-1, 3).clone()
     talpha = torch.zeros(n, device=dev)
     if torso is not None:
         tcode = torso.frame_codes(None, 1)
+        pose = torso.pose_code(c2w[None], intrinsics, res)
         for s in range(0, n, chunk):
             m = min(chunk, n - s)
             trgb, ta, _ = torso_rays(
-                torso,
-                uv[s : s + m],
-                c2w[None].expand(m, 4, 4),
-                intrinsics,
-                res,
-                tcode.expand(m, -1),
-            )
+                torso, uv[s : s + m], c2w[None].expand(m, 4, 4), intrinsics, res,
+                tcode.expand(m, -1), pose.expand(m, -1),
+            )  # fmt: skip
             base[s : s + m] = ta[:, None] * trgb + (1 - ta[:, None]) * base[s : s + m]
             talpha[s : s + m] = ta
     rgb = head_rgb + (1 - acc[:, None]) * base
@@ -270,7 +319,35 @@ def render_frame(
         "acc": acc.view(res, res),
         "torso_alpha": talpha.view(res, res),
         "head_rgb": head_rgb.view(res, res, 3),
+        "depth": depth.view(res, res),
     }
+
+
+def render_head_ernerf(
+    head: HeadField,
+    origins: torch.Tensor,
+    dirs: torch.Tensor,
+    aud: torch.Tensor,
+    eye: float,
+    code: torch.Tensor,
+    box: torch.Tensor,
+    chunk: int,
+) -> dict[str, torch.Tensor]:
+    """ER-NeRF's inference rendering of all the rays ``(N, 3)`` of one frame with its audio
+    code ``aud (A,)``, blink and appearance code ``(1, D)``
+    (:func:`twinflow.nerf.marcher.render_rays`)."""
+    from twinflow.nerf.marcher import render_rays
+
+    cfg = head.cfg
+    n = len(origins)
+    cond = Conditions(
+        aud[None].expand(n, -1), torch.full((n, 1), eye, device=origins.device), code.expand(n, -1)
+    )
+    return render_rays(
+        head_field(head, dirs, cond, head.coord_scale(box)), origins, dirs, box,
+        head.occupancy.mask, max_steps=cfg.max_steps, dt_gamma=cfg.dt_gamma,
+        min_near=cfg.min_near, t_thresh=cfg.min_transmittance, chunk=chunk,
+    )  # fmt: skip
 
 
 def preset_meta(cfg: NerfConfig) -> dict[str, Any]:

@@ -31,11 +31,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from twinflow.nerf.encoding import TriPlaneEncoder, frequency_encoding, make_grid2d, sh_encoding
+from twinflow.nerf.encoding import (
+    TriPlaneEncoder,
+    frequency_encoding,
+    frequency_encoding_ernerf,
+    make_grid2d,
+    sh_encoding,
+)
 from twinflow.nerf.presets import NerfConfig
 
 
 class MLP(nn.Sequential):
+    """``layers`` linear layers with ReLU between them (ER-NeRF's ``MLP`` when ``bias=False``;
+    its ``net.k`` is our ``2k``)."""
+
     def __init__(self, dim_in: int, dim_out: int, hidden: int, layers: int, bias: bool = True):
         mods: list[nn.Module] = []
         for i in range(layers):
@@ -147,6 +156,73 @@ class OccupancyGrid(nn.Module):
         self.mask.copy_(occ)
         return float(occ.float().mean())
 
+    def cell_points(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """ER-NeRF's density-update points ``(G^3, 3)`` ([z, y, x] order): cell ``c`` at
+        ``(2c / (G-1) - 1)(1 - 1/G)``, jittered by up to half a cell."""
+        r, dev = self.res, self.density.device
+        zz, yy, xx = torch.meshgrid(*(torch.arange(r, device=dev),) * 3, indexing="ij")
+        c = torch.stack([xx, yy, zz], -1).reshape(-1, 3).float()
+        half = 1 / r
+        pts = (2 * c / (r - 1) - 1) * (1 - half)
+        return pts + (torch.rand(pts.shape, generator=generator).to(dev) * 2 - 1) * half
+
+    @torch.no_grad()
+    def update_ernerf(
+        self, density_fn, thresh: float = 10.0, decay: float = 0.95, generator=None
+    ) -> float:
+        """ER-NeRF's ``update_extra_state`` (one cascade): the density at every cell's point,
+        dilated to the 6 face neighbours, ``max(decay x old, new)`` where the cell is not marked
+        unseen (-1, :meth:`mark_unseen`); occupied where above ``min(mean density, thresh)``
+        (the mean over the grid, unseen cells counting 0). Returns the occupied fraction."""
+        r = self.res
+        pts = self.cell_points(generator)
+        new = torch.cat([density_fn(c) for c in pts.split(65536)]).view(r, r, r)
+        dil = new.clone()
+        for dim in range(3):
+            n = dil.shape[dim]
+            dil.narrow(dim, 0, n - 1).copy_(
+                torch.maximum(dil.narrow(dim, 0, n - 1), new.narrow(dim, 1, n - 1))
+            )
+            dil.narrow(dim, 1, n - 1).copy_(
+                torch.maximum(dil.narrow(dim, 1, n - 1), new.narrow(dim, 0, n - 1))
+            )
+        valid = self.density >= 0
+        self.density.copy_(
+            torch.where(valid, torch.maximum(self.density * decay, dil), self.density)
+        )
+        self.updates += 1
+        limit = min(float(self.density.clamp(min=0).mean()), thresh)
+        self.mask.copy_(self.density > limit)
+        return float(self.mask.float().mean())
+
+    @torch.no_grad()
+    def mark_unseen(self, c2w: torch.Tensor, intrinsics: torch.Tensor, chunk: int = 64) -> int:
+        """ER-NeRF's ``mark_untrained_grid``: cells no camera ``c2w (T, 4, 4)`` (OpenGL, in the
+        grid's [-1, 1] units) sees, within a cell's margin, get density -1 (never occupied);
+        returns their number."""
+        r, dev = self.res, self.density.device
+        zz, yy, xx = torch.meshgrid(*(torch.arange(r, device=dev),) * 3, indexing="ij")
+        c = torch.stack([xx, yy, zz], -1).reshape(-1, 3).float()
+        half = 1 / r
+        pts = (2 * c / (r - 1) - 1) * (1 - half)
+        fx, fy, cx, cy = (float(v) for v in intrinsics)
+        seen = torch.zeros(len(pts), dtype=torch.bool, device=dev)
+        flip = torch.tensor([1.0, -1.0, -1.0], device=dev)  # OpenGL -> OpenCV camera axes
+        for s in range(0, len(c2w), chunk):
+            rot = c2w[s : s + chunk, :3, :3] * flip
+            cam = (
+                torch.einsum("pj,bjk->bpk", pts, rot)
+                - torch.einsum("bj,bjk->bk", c2w[s : s + chunk, :3, 3], rot)[:, None]
+            )
+            z = cam[..., 2]
+            ok = (z > 0) & (cam[..., 0].abs() < cx / fx * z + 2 * half)
+            ok &= cam[..., 1].abs() < cy / fy * z + 2 * half
+            seen |= ok.any(0)
+        unseen = ~seen.view(r, r, r)
+        self.density[unseen] = -1
+        self.mask[unseen] = False
+        return int(unseen.sum())
+
 
 class HeadField(nn.Module):
     """The audio-driven head radiance field plus its audio networks and per-frame codes."""
@@ -159,14 +235,18 @@ class HeadField(nn.Module):
         self.encoder = TriPlaneEncoder(
             cfg.encoder, cfg.levels, cfg.channels, cfg.base_res, cfg.finest_res, cfg.log2_table
         )
-        d = self.encoder.out_dim
-        self.aud_att = MLP(d, cfg.audio_dim, cfg.att_hidden, 2)
-        self.eye_att = MLP(d, 1, 16, 2)
-        self.sigma_net = MLP(d + cfg.audio_dim + 1, 1 + cfg.geo_dim, cfg.hidden, cfg.sigma_layers)
-        self.color_net = MLP(16 + cfg.geo_dim + cfg.ind_dim, 3, cfg.color_hidden, cfg.color_layers)
-        self.codes = nn.Parameter(torch.zeros(max(n_codes, 1), cfg.ind_dim))
+        d, b = self.encoder.out_dim, cfg.mlp_bias
+        self.aud_att = MLP(d, cfg.audio_dim, cfg.att_hidden, 2, b)
+        self.eye_att = MLP(d, 1, 16, 2, b)
+        self.sigma_net = MLP(
+            d + cfg.audio_dim + 1, 1 + cfg.geo_dim, cfg.hidden, cfg.sigma_layers, b
+        )
+        self.color_net = MLP(
+            16 + cfg.geo_dim + cfg.ind_dim, 3, cfg.color_hidden, cfg.color_layers, b
+        )
+        self.codes = nn.Parameter(init_codes(n_codes, cfg.ind_dim, cfg.code_init_std))
         self.occupancy = OccupancyGrid(cfg.occ_res)
-        self.unc_net = MLP(d, 1, 32, 2) if cfg.unc_loss else None
+        self.unc_net = MLP(d, 1, 32, 2, b) if cfg.unc_loss else None
 
     # -- audio ----------------------------------------------------------------------------
     def audio_codes(
@@ -184,8 +264,16 @@ class HeadField(nn.Module):
         "no information" looks like, as in the evaluation baseline), and Gaussian noise of std
         ``audio_noise`` is added, which keeps a small audio network from memorising frames."""
         window = self.cfg.att_window if smooth and self.cfg.att_window > 1 else 1
-        idx = window_indices(frames, window, len(feats))  # (B, window)
-        x = feats[idx.reshape(-1)].view(*idx.shape, *feats.shape[1:])
+        if self.cfg.att_pad == "zeros":  # ER-NeRF: zero feature windows past the ends
+            offs = torch.arange(window, device=frames.device) - window // 2
+            raw = frames[:, None] + offs
+            idx = raw.clamp(0, len(feats) - 1)
+            x = feats[idx.reshape(-1)].view(*idx.shape, *feats.shape[1:])
+            inside = (raw >= 0) & (raw < len(feats))
+            x = x * inside.view(*inside.shape, *(1,) * (feats.dim() - 1)).to(x.dtype)
+        else:
+            idx = window_indices(frames, window, len(feats))  # (B, window)
+            x = feats[idx.reshape(-1)].view(*idx.shape, *feats.shape[1:])
         if augment is not None and self.training:
             mean, gen = augment
             p, std = self.cfg.audio_dropout, self.cfg.audio_noise
@@ -198,10 +286,9 @@ class HeadField(nn.Module):
         return self.audio_smoother(codes) if window > 1 else codes[:, 0]
 
     def frame_codes(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """Per-frame appearance codes; ``None`` (novel frames) gives the mean training code."""
-        if frames is None:
-            return self.codes.mean(0, keepdim=True).expand(batch, -1)
-        return self.codes[frames]
+        """Per-frame appearance codes; ``None`` (novel frames) gives the mean training code
+        (``novel_code: mean``) or the first one (``first``, ER-NeRF)."""
+        return novel_or_frame_codes(self.codes, self.cfg.novel_code, frames, batch)
 
     # -- field ----------------------------------------------------------------------------
     def density(self, x, aud, eye, f: torch.Tensor | None = None):
@@ -224,7 +311,13 @@ class HeadField(nn.Module):
 
     def color(self, d, geo, code):
         """Unit view directions ``d (P, 3)``, geometry features, frame codes -> rgb ``(P, 3)``."""
-        return torch.sigmoid(self.color_net(torch.cat([sh_encoding(d), geo, code], -1)))
+        h = self.color_net(torch.cat([sh_encoding(d), geo, code], -1))
+        return squash(h, self.cfg.color_margin)
+
+    def coord_scale(self, box: torch.Tensor) -> torch.Tensor:
+        """Divisor ``(3,)`` mapping head-box points to the encoders' [-1, 1]: the box's half
+        extents (``coords: box``) or its largest one on every axis (``bound``, ER-NeRF)."""
+        return box if self.cfg.coords == "box" else box.max().expand(3)
 
     def forward(self, x, d, aud, eye, code):
         """``density`` and ``color`` in one call -> sigma, rgb, audio and eye attention."""
@@ -248,6 +341,27 @@ class HeadField(nn.Module):
                 "weight_decay": 1e-4,
             },
         ]
+
+
+def squash(h: torch.Tensor, margin: float) -> torch.Tensor:
+    """``sigmoid(h) (1 + 2 margin) - margin`` (ER-NeRF's colours: margin 0.001)."""
+    out = torch.sigmoid(h)
+    return out * (1 + 2 * margin) - margin if margin else out
+
+
+def init_codes(n: int, dim: int, std: float) -> torch.Tensor:
+    """``(max(n, 1), dim)`` per-frame codes: zeros, or ``N(0, std^2)`` (ER-NeRF: 0.1)."""
+    if std == 0:
+        return torch.zeros(max(n, 1), dim)
+    return torch.randn(max(n, 1), dim) * std
+
+
+def novel_or_frame_codes(codes, novel: str, frames: torch.Tensor | None, batch: int):
+    """Rows ``frames`` of ``codes``; ``frames=None``: the mean row or the first (``novel``)."""
+    if frames is None:
+        row = codes.mean(0, keepdim=True) if novel == "mean" else codes[:1]
+        return row.expand(batch, -1)
+    return codes[frames]
 
 
 class TorsoField(nn.Module):
@@ -274,6 +388,10 @@ class TorsoField(nn.Module):
         self.codes = nn.Parameter(torch.zeros(max(n_codes, 1), cfg.torso_ind_dim))
         nn.init.zeros_(self.deform[-1].weight)
         nn.init.zeros_(self.deform[-1].bias)
+
+    def pixel_coords(self, uv: torch.Tensor, res: int) -> torch.Tensor:
+        """Pixel positions ``uv (P, 2)`` (column, row; centres at +0.5) -> ``(P, 2)`` in [-1, 1]."""
+        return uv / res * 2 - 1
 
     def pose_code(self, c2w: torch.Tensor, intrinsics: torch.Tensor, res: int) -> torch.Tensor:
         """The anchors seen by each camera ``c2w (B, 4, 4)``: projected, in [-1, 1] -> ``(B, 6)``."""
@@ -303,9 +421,7 @@ class TorsoField(nn.Module):
         return torch.sigmoid(out[:, 1:]), torch.sigmoid(out[:, 0]), dxy
 
     def frame_codes(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
-        if frames is None:
-            return self.codes.mean(0, keepdim=True).expand(batch, -1)
-        return self.codes[frames]
+        return novel_or_frame_codes(self.codes, self.cfg.novel_code, frames, batch)
 
     def param_groups(self, lr: float, lr_net: float) -> list[dict]:
         grid = list(self.grid.parameters())
@@ -314,3 +430,148 @@ class TorsoField(nn.Module):
             {"params": grid, "lr": lr},
             {"params": [p for p in self.parameters() if id(p) not in ids], "lr": lr_net},
         ]
+
+
+_GL_TO_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))  # OpenGL camera <-> OpenCV camera
+
+
+class ErnerfTorso(nn.Module):
+    """ER-NeRF's torso (``NeRFNetwork.forward_torso`` and ``run_torso`` at 0cf72d8), exactly.
+
+    Pixel coordinates ``x (P, 2)`` are ER-NeRF's ``bg_coords``: (row, column) mapped to [-1, 1]
+    with the first and last pixel centres at -1 and 1. With ``s = torso_shrink``::
+
+        A   = anchors (3, 4, homogeneous) in the camera frame: inv(pose^T) applied to them,
+              (x / w / z, y / w / z) each -> 6 values (pose: OpenCV camera-to-world)
+        h   = [Freq_8(s x), Freq_3(A), code]                 # FreqEncoder, no pi
+        dx  = deform(h);  f = Grid(clamp(s x + dx, -1, 1))   # tiled grid, 16 x 2
+        alpha, rgb = squash(net([f, h]))                     # margin 0.001
+
+    and only pixels where the 128x128 alpha grid (``density``, bilinear, align_corners) is above
+    ``min(torso_thresh, mean_density)`` are evaluated; the others get alpha 0. The grid is
+    ER-NeRF's ``density_grid_torso`` (:meth:`update_density` re-measures it while training).
+    Parameter names follow ER-NeRF's after ``python -m twinflow.convert ernerf``:
+    ``anchor_points``, ``deform`` (``torso_deform_net``), ``grid`` (``torso_encoder``), ``net``
+    (``torso_net``), ``codes`` (``individual_codes_torso``).
+    """
+
+    GRID = 128
+
+    def __init__(self, cfg: NerfConfig, n_codes: int):
+        super().__init__()
+        self.cfg = cfg
+        self.anchor_points = nn.Parameter(
+            torch.tensor([[0.01, 0.01, 0.1, 1], [-0.1, -0.1, 0.1, 1], [0.1, -0.1, 0.1, 1]])
+        )
+        self.xy_freqs, self.anchor_freqs = 8, 3
+        d_xy = 2 * (1 + 2 * self.xy_freqs)
+        d_anchor = 6 * (1 + 2 * self.anchor_freqs)
+        b = cfg.mlp_bias
+        self.deform = MLP(d_xy + d_anchor + cfg.torso_ind_dim, 2, cfg.torso_hidden, 3, b)
+        self.grid = make_grid2d(
+            cfg.torso_encoder, cfg.torso_levels, cfg.torso_channels, cfg.torso_base_res,
+            cfg.torso_finest_res, cfg.torso_log2_table,
+        )  # fmt: skip
+        self.net = MLP(
+            self.grid.out_dim + d_xy + d_anchor + cfg.torso_ind_dim, 4, cfg.torso_hidden, 3, b
+        )
+        self.codes = nn.Parameter(init_codes(n_codes, cfg.torso_ind_dim, cfg.code_init_std))
+        self.register_buffer("density", torch.zeros(self.GRID, self.GRID))
+        self.register_buffer("mean_density", torch.zeros(()))
+
+    def pixel_coords(self, uv: torch.Tensor, res: int) -> torch.Tensor:
+        """``uv (P, 2)`` (column, row; centres at +0.5) of a ``res x res`` image -> ER-NeRF's
+        ``bg_coords`` (row, column) in [-1, 1]."""
+        return torch.stack([(uv[:, 1] - 0.5) / (res - 1), (uv[:, 0] - 0.5) / (res - 1)], -1) * 2 - 1
+
+    def pose_code(self, c2w: torch.Tensor, intrinsics: torch.Tensor, res: int) -> torch.Tensor:
+        """ER-NeRF's wrapped anchors of OpenGL cameras ``c2w (B, 4, 4)`` -> ``(B, 6)``."""
+        pose = c2w @ _GL_TO_CV.to(c2w)
+        wrapped = self.anchor_points[None] @ torch.linalg.inv(pose.transpose(1, 2))
+        xy = wrapped[..., :2] / wrapped[..., 3:4] / wrapped[..., 2:3]
+        return xy.flatten(1)
+
+    def occupied(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels ``x (P, 2)`` whose alpha-grid value is above the threshold."""
+        thresh = min(float(self.mean_density), self.cfg.torso_thresh)
+        occ = torch.nn.functional.grid_sample(
+            self.density.view(1, 1, self.GRID, self.GRID), x.view(1, -1, 1, 2), align_corners=True
+        ).view(-1)
+        return occ > thresh
+
+    def field(self, x: torch.Tensor, pose: torch.Tensor, code: torch.Tensor):
+        """``forward_torso`` without the grid mask -> alpha ``(P,)``, rgb ``(P, 3)``, dx."""
+        x = x * self.cfg.torso_shrink
+        h = torch.cat(
+            [
+                frequency_encoding_ernerf(x, self.xy_freqs),
+                frequency_encoding_ernerf(pose, self.anchor_freqs),
+                code,
+            ],
+            -1,
+        )
+        dx = self.deform(h)
+        f = self.grid((x + dx).clamp(-1, 1))
+        out = squash(self.net(torch.cat([f, h], -1)), self.cfg.color_margin)
+        return out[:, 0], out[:, 1:], dx
+
+    def forward(self, x: torch.Tensor, pose: torch.Tensor, code: torch.Tensor):
+        """``x (P, 2)`` (bg_coords), per-point pose codes ``(P, 6)`` and frame codes -> rgb
+        ``(P, 3)``, alpha ``(P,)``, deformation ``(P, 2)``; 0 outside the alpha grid."""
+        mask = self.occupied(x)
+        alpha = x.new_zeros(len(x))
+        rgb = x.new_zeros(len(x), 3)
+        dx = x.new_zeros(len(x), 2)
+        if mask.any():
+            a, c, d = self.field(x[mask], pose[mask], code[mask])
+            alpha, rgb, dx = (
+                alpha.index_put((mask,), a),
+                rgb.index_put((mask,), c),
+                dx.index_put((mask,), d),
+            )
+        return rgb, alpha, dx
+
+    def frame_codes(self, frames: torch.Tensor | None, batch: int) -> torch.Tensor:
+        return novel_or_frame_codes(self.codes, self.cfg.novel_code, frames, batch)
+
+    @torch.no_grad()
+    def update_density(
+        self, pose: torch.Tensor, code: torch.Tensor, generator: torch.Generator | None = None,
+        decay: float = 0.95,
+    ) -> float:  # fmt: skip
+        """ER-NeRF's torso part of ``update_extra_state``: alpha at a jittered point of every
+        cell for one camera code ``pose (1, 6)`` and frame code ``code (1, D)``, 5x5 max-pool,
+        then ``max(decay x old, new)``; returns the occupied fraction."""
+        g = self.GRID
+        dev = self.density.device
+        xx, yy = torch.meshgrid(
+            torch.arange(g, device=dev), torch.arange(g, device=dev), indexing="ij"
+        )
+        coords = torch.stack([xx.reshape(-1), yy.reshape(-1)], -1)
+        half = 1 / g
+        xys = (2 * coords.float() / (g - 1) - 1) * (1 - half)
+        xys = xys + (torch.rand(xys.shape, generator=generator).to(dev) * 2 - 1) * half
+        alpha = self.field(xys, pose.expand(len(xys), -1), code.expand(len(xys), -1))[0]
+        tmp = torch.zeros(g * g, device=dev)
+        tmp[coords[:, 1] * g + coords[:, 0]] = alpha
+        tmp = torch.nn.functional.max_pool2d(tmp.view(1, 1, g, g), 5, 1, 2).view(g, g)
+        self.density.copy_(torch.maximum(self.density * decay, tmp))
+        self.mean_density.copy_(self.density.mean())
+        return float(self.occupied_fraction())
+
+    def occupied_fraction(self) -> torch.Tensor:
+        thresh = min(float(self.mean_density), self.cfg.torso_thresh)
+        return (self.density > thresh).float().mean()
+
+    def param_groups(self, lr: float, lr_net: float) -> list[dict]:
+        grid = list(self.grid.parameters())
+        ids = {id(p) for p in grid}
+        return [
+            {"params": grid, "lr": lr},
+            {"params": [p for p in self.parameters() if id(p) not in ids], "lr": lr_net},
+        ]
+
+
+def new_torso(cfg: NerfConfig, n_codes: int) -> nn.Module:
+    """The configured torso model (``torso_model``)."""
+    return (ErnerfTorso if cfg.torso_model == "ernerf" else TorsoField)(cfg, n_codes)

@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from twinflow.nerf.presets import NerfConfig, get_preset
 
 PASTE_MODES = ("full", "head")
-FEATURE_KINDS = ("logmel", "hubert", "wav2vec2")
+FEATURE_KINDS = ("logmel", "hubert", "wav2vec2", "hubert_ernerf")  # computed from a wav
+IMPORTED_KINDS = ("deepspeech", "esperanto", "hubert_ernerf", "ernerf_aud")  # ER-NeRF files
 STAGES = ("head", "lips", "torso")
+RENDER_OPTIONS = ("paste", "features", "smooth_path", "smooth_lips", "smooth_eye", "fix_eye", "bg")
+PRETRAINED_FILES = ("lips.pt", "dataset.npz", "audio_features.npz", "import.json")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,16 @@ class NerfSettings:
     threads: int
     paste: str
     seed: int = 0
+    pretrained: dict[str, dict[str, Any]] | None = None
+
+    def imported(self, twin: str) -> dict[str, Any] | None:
+        """The ``pretrained:`` folder of ``twin`` (``path`` and its ``import.json``), or None."""
+        return (self.pretrained or {}).get(twin)
+
+    def twin_kind(self, twin: str) -> str:
+        """The audio feature kind of the twin's model (imported models bring their own)."""
+        imp = self.imported(twin)
+        return imp["audio_features"] if imp else self.audio_features
 
     @property
     def set_args(self) -> str:
@@ -84,6 +98,10 @@ def settings(config: dict) -> NerfSettings:
     paste = section.get("paste", "full")
     if paste not in PASTE_MODES:
         raise ValueError(f"nerf: paste '{paste}' is not one of {', '.join(PASTE_MODES)}")
+    pretrained = {
+        str(twin): pretrained_folder(str(twin), path)
+        for twin, path in (section.get("pretrained") or {}).items()
+    }
     return NerfSettings(
         name=name,
         preset=preset,
@@ -95,7 +113,27 @@ def settings(config: dict) -> NerfSettings:
         threads=int(section.get("threads") or 1),
         paste=paste,
         seed=int(section.get("seed") or 0),
+        pretrained=pretrained,
     )
+
+
+def pretrained_folder(twin: str, path: str) -> dict[str, Any]:
+    """Check a ``pretrained:`` folder (``python -m twinflow.convert ernerf`` output) and read its
+    ``import.json``; ValueError naming the twin and the missing file."""
+    folder = Path(path)
+    missing = [name for name in PRETRAINED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"nerf: pretrained: twin '{twin}': {folder} lacks {', '.join(missing)} "
+            "(make it with: python -m twinflow.convert ernerf WORKSPACE --data DATA --out DIR)"
+        )
+    info = json.loads((folder / "import.json").read_text())
+    return {
+        "path": str(folder),
+        "audio_features": info["audio_features"],
+        "torso": (folder / "torso.pt").is_file(),
+        "frames": (folder / "frames.mkv").is_file(),
+    }
 
 
 def paste_mode(render, s: NerfSettings) -> str:
@@ -115,17 +153,110 @@ def render_pattern(renders: dict) -> str:
 
 
 def check_renders(renders: dict, s: NerfSettings) -> None:
-    """Fail at parse time on a bad option of any nerf render."""
+    """Fail at parse time on a bad option of any nerf render, and on a render whose twin's
+    model needs audio features twinflow cannot compute (ER-NeRF's DeepSpeech, ...) without a
+    ``features=`` file."""
     for render in renders.values():
         if render.pipeline == "nerf":
             paste_mode(render, s)
-            unknown = set(render.options) - {"paste"}
+            unknown = set(render.options) - set(RENDER_OPTIONS)
             if unknown:
                 raise ValueError(
-                    f"render '{render.render_id}': unknown nerf option(s) {sorted(unknown)} (known: paste)"
+                    f"render '{render.render_id}': unknown nerf option(s) {sorted(unknown)}"
+                    f" (known: {', '.join(RENDER_OPTIONS)})"
+                )
+            render_args(render)
+            kind = s.twin_kind(render.twin_id)
+            given = render.options.get("features")
+            if given and not Path(given).is_file():
+                raise ValueError(f"render '{render.render_id}': features file not found: {given}")
+            if kind not in FEATURE_KINDS and not given:
+                raise ValueError(
+                    f"render '{render.render_id}': the model of twin '{render.twin_id}' reads "
+                    f"'{kind}' audio features, which twinflow cannot compute: give the driving "
+                    "audio's features as features=PATH (an .npy in ER-NeRF's layout) in the "
+                    "render's options"
                 )
 
 
-def twin_file(renders: dict, name: str):
-    """An input function: ``results/{twin}/nerf/<name>`` of the render's twin."""
-    return lambda wildcards: f"results/{renders[wildcards.render].twin_id}/nerf/{name}"
+def render_args(render) -> str:
+    """ER-NeRF's inference options of a render (``smooth_path=7;smooth_lips=1;smooth_eye=1;
+    fix_eye=0.25;bg=white``) as ``twinflow.nerf.render`` flags; ValueError for a bad value."""
+    o, args = render.options, []
+    try:
+        if "smooth_path" in o:
+            args.append(f"--smooth-path {int(o['smooth_path'])}")
+        for flag in ("smooth_lips", "smooth_eye"):
+            if o.get(flag, "0").lower() in ("1", "true", "yes"):
+                args.append(f"--{flag.replace('_', '-')}")
+        if "fix_eye" in o:
+            args.append(f"--fix-eye {float(o['fix_eye'])}")
+    except ValueError as err:
+        raise ValueError(f"render '{render.render_id}': {err}") from None
+    if "bg" in o:
+        if o["bg"] not in ("white", "black"):
+            raise ValueError(f"render '{render.render_id}': bg '{o['bg']}' is not white or black")
+        args.append(f"--bg {o['bg']}")
+    return " ".join(args)
+
+
+def driving_features_args(render, s: NerfSettings) -> str:
+    """``--kind K`` (the twin's model's kind) and ``--npy PATH`` for a ``features=`` file."""
+    args = f"--kind {s.twin_kind(render.twin_id)}"
+    given = render.options.get("features")
+    return f"{args} --npy {shlex.quote(given)}" if given else args
+
+
+def twin_dir(s: NerfSettings, twin: str) -> str:
+    """Where the twin's nerf model files are: its ``pretrained:`` folder or results/."""
+    imp = s.imported(twin)
+    return imp["path"] if imp else f"results/{twin}/nerf"
+
+
+def twin_file(renders: dict, name: str, s: NerfSettings | None = None):
+    """An input function: ``<name>`` of the render's twin's model folder (``results/{twin}/nerf``
+    or its ``pretrained:`` folder)."""
+
+    def path(wildcards) -> str:
+        twin = renders[wildcards.render].twin_id
+        return f"{twin_dir(s, twin)}/{name}" if s else f"results/{twin}/nerf/{name}"
+
+    return path
+
+
+def twin_torso(renders: dict, s: NerfSettings):
+    """An input function: the twin's ``torso.pt`` (none for a head-only imported model)."""
+
+    def path(wildcards) -> list[str]:
+        twin = renders[wildcards.render].twin_id
+        imp = s.imported(twin)
+        return [] if imp and not imp["torso"] else [f"{twin_dir(s, twin)}/torso.pt"]
+
+    return path
+
+
+def model_torso(s: NerfSettings):
+    """An input function for ``{twin}`` rules: ``torso.pt``, none for a head-only import."""
+
+    def path(wildcards) -> list[str]:
+        imp = s.imported(wildcards.twin)
+        return [] if imp and not imp["torso"] else [f"{twin_dir(s, wildcards.twin)}/torso.pt"]
+
+    return path
+
+
+def driving_features_file(render) -> list[str]:
+    """The render's ``features=`` file as an input (none when not given)."""
+    given = render.options.get("features")
+    return [given] if given else []
+
+
+def model_file(s: NerfSettings, name: str):
+    """An input function for rules with a ``{twin}`` wildcard (see :func:`twin_file`)."""
+    return lambda wildcards: f"{twin_dir(s, wildcards.twin)}/{name}"
+
+
+def wants_metrics(s: NerfSettings, twin: str) -> bool:
+    """A twin's metrics.json is made unless its model is imported without frames to compare."""
+    imp = s.imported(twin)
+    return imp is None or imp["frames"]

@@ -1,24 +1,30 @@
 """nerf settings: ``tiny`` (a CPU in minutes, tests and the demo) and ``paper`` (ER-NeRF's).
 
-``paper`` follows ER-NeRF (Li et al., ICCV 2023) and its public code: 512x512 frames, a tri-plane
-hash encoding (12 levels x 1 feature, base resolution 64, 2^14 entries per plane), MLPs of width
-64, a 32-dim audio code smoothed over 8 frames, 4-dim per-frame codes, AdamW (betas 0, 0.99) with
-learning rate 1e-2 for the grids and 1e-3 for the networks, 65,536 rays per step from one frame,
-100k head steps, then lips fine-tuning to 125k with 32x32 patches, then 200k torso steps.
-Differences, all deliberate:
+``paper`` is ER-NeRF (Li et al., ICCV 2023) as its code at 0cf72d8 builds it, so that its trained
+models load unchanged (``python -m twinflow.convert ernerf``, tests/test_nerf_ernerf.py): 512x512
+frames, ER-NeRF's tri-plane grid encoder (12 levels x 1 feature, base resolution 64, 2^14 entries
+per plane; :class:`twinflow.nerf.encoding.GridEncoder2D`), bias-free MLPs of width 64, a 32-dim
+audio code smoothed over 8 frames (zero windows past the ends), 4-dim per-frame codes, its torso
+(:class:`twinflow.nerf.network.ErnerfTorso`), its coordinate frame (``coords: bound``), its ray
+marcher and density-grid update (``sampler: ernerf``, :mod:`twinflow.nerf.marcher`), AdamW (betas
+0, 0.99) with learning rate 1e-2 for the grids and 1e-3 for the networks, fp16 autocast on CUDA,
+65,536 rays per step from one frame, 100k head steps, then lips fine-tuning to 125k with 32x32
+patches, then 200k torso steps. Differences, all deliberate (training only):
 
-* Sampling: ER-NeRF marches rays through a CUDA occupancy grid with early termination. twinflow
-  does the same in PyTorch: ``n_samples`` stratified points per ray in the head box, of which
-  only those in occupied cells of an occupancy grid and before the ray's transmittance falls
-  below ``min_transmittance`` (a density-only pass without gradients) are evaluated.
 * Lips loss: ER-NeRF adds 0.01 x LPIPS (AlexNet) on the mouth patch. No pretrained network ships
   with twinflow, so the default (``perceptual: structural``) is a patch-level multi-scale
   structural loss, ``1 - SSIM`` plus an L1 of image gradients at 1x, 1/2x and 1/4x
   (:mod:`twinflow.nerf.losses`). ``perceptual: vgg`` uses VGG-19 features instead (an LPIPS-like
   distance; a user-supplied ``vgg19`` in ``models/registry.yaml``).
 * ``lambda_mask``: an extra (small) loss that pulls the head opacity towards the head mask of the
-  face parsing and the torso alpha towards the torso mask; it makes the opacity usable for the
-  head-only paste-back and speeds up short CPU runs. ER-NeRF has only the opacity entropy term.
+  face parsing; it makes the opacity usable for the head-only paste-back and speeds up short
+  CPU runs. ER-NeRF has only the opacity entropy term.
+* Schedules: ER-NeRF decays the lips stage's rate to 0.05x and updates its weight average every
+  1000 steps; twinflow decays to ``lips_lr_decay`` and averages every step (``ema_decay``). Its
+  torso target is ``torso_imgs`` (the neck in-painted under the head); twinflow's is the frame
+  with the head replaced by the background plate. Its ray batches drop rays past a running
+  mean sample count; twinflow renders them all. Rays: a share (``head_ray_fraction``) is drawn
+  on the head, ER-NeRF draws uniformly.
 
 ``tiny`` renders a square crop around the head (``crop_scale`` x the perception head box, at
 ``res`` = 128 pixels) with dense 2-D grids (``encoder: dense``, :mod:`twinflow.nerf.encoding`),
@@ -115,6 +121,30 @@ class NerfConfig:
         save_every: steps between resumable states; log_every: steps between log lines.
         ema_decay: every stage keeps an exponential moving average of its weights (decay per
             step; ER-NeRF's trainer: 0.95) and saves the averaged weights (0: the last ones).
+
+    ER-NeRF's exact model (``paper``; twinflow's own choices in ``tiny``):
+        mlp_bias: the MLPs have biases (twinflow) or none (ER-NeRF).
+        color_margin: colours and torso alpha are ``sigmoid(h) (1 + 2m) - m`` (ER-NeRF: 0.001).
+        att_pad: audio smoothing window past the ends of the sequence: ``edge`` repeats the
+            first/last frame (twinflow), ``zeros`` reads zero feature windows (ER-NeRF).
+        novel_code: per-frame code of frames not trained on: ``mean`` of the codes (twinflow)
+            or the ``first`` code (ER-NeRF).
+        coords: head-space normalisation: ``box`` divides each axis by the box's half extent
+            (twinflow), ``bound`` divides all by the largest one (ER-NeRF's ``bound``: the box
+            only limits where samples are taken, e.g. ER-NeRF's ``y`` in +-bound/2).
+        sampler: ``stratified`` (``n_samples`` per ray in the box, occupancy skipping and a
+            transmittance pre-pass) or ``ernerf`` (ER-NeRF's CUDA ray marcher re-done in
+            PyTorch, :mod:`twinflow.nerf.marcher`: steps of ``2 sqrt(3) / occ_res`` (bound 1),
+            samples only in occupied cells, at most ``max_steps`` per ray, rays end when the
+            transmittance falls below ``min_transmittance``).
+        max_steps, dt_gamma, min_near: ER-NeRF's ``--max_steps`` (16), ``--dt_gamma`` (1/256)
+            and ``--min_near`` (0.05) for the ``ernerf`` sampler.
+        torso_model: ``twinflow`` (:class:`twinflow.nerf.network.TorsoField`) or ``ernerf``
+            (:class:`twinflow.nerf.network.ErnerfTorso`, ER-NeRF's torso network with its
+            128x128 alpha grid); torso_thresh: ER-NeRF's ``--density_thresh_torso``.
+        code_init_std: per-frame codes start as ``N(0, std^2)`` (ER-NeRF: 0.1; twinflow: 0).
+        autocast: mixed precision of training steps on CUDA: ``none``, ``fp16`` (with a
+            gradient scaler; ER-NeRF's ``-O``) or ``bf16``; ignored on other devices.
     """
 
     res: int
@@ -177,6 +207,19 @@ class NerfConfig:
     ema_decay: float = 0.0
     unc_loss: bool = False
     lambda_amb_eye: float = 0.0
+    mlp_bias: bool = True
+    color_margin: float = 0.0
+    att_pad: str = "edge"
+    novel_code: str = "mean"
+    coords: str = "box"
+    sampler: str = "stratified"
+    max_steps: int = 16
+    dt_gamma: float = 1 / 256
+    min_near: float = 0.0
+    torso_model: str = "twinflow"
+    torso_thresh: float = 0.01
+    code_init_std: float = 0.0
+    autocast: str = "none"
 
 
 PRESETS: dict[str, NerfConfig] = {
@@ -268,7 +311,7 @@ PRESETS: dict[str, NerfConfig] = {
         n_samples=64,
         occ_res=128,
         occ_every=16,
-        occ_warmup=256,
+        occ_warmup=0,
         min_transmittance=1e-4,
         chunk=65536,
         head_steps=100_000,
@@ -289,7 +332,7 @@ PRESETS: dict[str, NerfConfig] = {
         lambda_amb=1e-4,
         head_ray_fraction=0.5,
         mouth_ray_fraction=0.0,
-        torso_encoder="hash",
+        torso_encoder="tiled",
         torso_levels=16,
         torso_channels=2,
         torso_base_res=16,
@@ -303,6 +346,19 @@ PRESETS: dict[str, NerfConfig] = {
         ema_decay=0.95,
         unc_loss=True,
         lambda_amb_eye=1e-4,
+        mlp_bias=False,
+        color_margin=0.001,
+        att_pad="zeros",
+        novel_code="first",
+        coords="bound",
+        sampler="ernerf",
+        max_steps=16,
+        dt_gamma=1 / 256,
+        min_near=0.05,
+        torso_model="ernerf",
+        torso_thresh=0.01,
+        code_init_std=0.1,
+        autocast="fp16",
     ),
 }
 
@@ -310,8 +366,30 @@ PRESETS: dict[str, NerfConfig] = {
 def get_preset(name: str, overrides: dict[str, Any] | None = None) -> NerfConfig:
     """The preset ``name`` with ``overrides`` (``config.yaml: nerf: overrides``) applied."""
     cfg = resolve_preset(PRESETS, name, overrides)
-    if cfg.encoder not in ("dense", "hash") or cfg.torso_encoder not in ("dense", "hash"):
-        raise ValueError("encoder and torso_encoder must be 'dense' or 'hash'")
-    if cfg.perceptual not in ("structural", "vgg"):
-        raise ValueError("perceptual must be 'structural' or 'vgg'")
+    check_config(cfg)
     return cfg
+
+
+CHOICES = {
+    "encoder": ("dense", "hash", "tiled"),
+    "torso_encoder": ("dense", "hash", "tiled"),
+    "perceptual": ("structural", "vgg"),
+    "att_pad": ("edge", "zeros"),
+    "novel_code": ("mean", "first"),
+    "coords": ("box", "bound"),
+    "sampler": ("stratified", "ernerf"),
+    "torso_model": ("twinflow", "ernerf"),
+    "autocast": ("none", "fp16", "bf16"),
+}
+
+
+def check_config(cfg: NerfConfig) -> None:
+    """Raise ValueError for a field outside its choices (:data:`CHOICES`)."""
+    for field, choices in CHOICES.items():
+        value = getattr(cfg, field)
+        if value not in choices:
+            raise ValueError(f"{field} must be one of {', '.join(choices)} (got '{value}')")
+    if cfg.torso_model == "ernerf" and cfg.torso_encoder == "dense":
+        raise ValueError("torso_model 'ernerf' needs torso_encoder 'tiled' or 'hash'")
+    if cfg.sampler == "ernerf" and cfg.coords != "bound":
+        raise ValueError("sampler 'ernerf' needs coords 'bound' (its grid spans the cube)")

@@ -11,6 +11,11 @@ jumps; the audio codes come from the driving features, smoothed over the attenti
 over the background plate), alpha the head's opacity (for the head-only paste-back).
 ``render.json``: ``frame_index`` (the twin's frame whose pose and blink each output frame uses),
 ``fps``, ``crop`` (x, y, side, frame side), ``res``, the checkpoints' steps and feature kind.
+
+ER-NeRF's inference options (render options in renders.tsv, see :mod:`twinflow.nerf.plan`):
+``--smooth-path N`` (cameras averaged over N frames), ``--smooth-lips`` (audio codes smoothed
+frame to frame), ``--smooth-eye`` (blink averaged over 3 frames), ``--fix-eye X`` (a constant
+blink), ``--bg white|black`` (instead of the background plate).
 """
 
 from __future__ import annotations
@@ -36,6 +41,37 @@ def pingpong(n_out: int, n_frames: int, start: int = 0) -> np.ndarray:
     return np.where(k < n_frames, k, period - k)
 
 
+def smooth_path(c2w: np.ndarray, window: int) -> np.ndarray:
+    """ER-NeRF's ``--smooth_path``: each camera ``(T, 4, 4)`` becomes the mean of its
+    ``window`` neighbours (positions averaged, rotations by their chordal mean)."""
+    from scipy.spatial.transform import Rotation
+
+    out = c2w.copy()
+    k = window // 2
+    for i in range(len(c2w)):
+        lo, hi = max(0, i - k), min(len(c2w), i + k + 1)
+        out[i, :3, 3] = c2w[lo:hi, :3, 3].mean(0)
+        out[i, :3, :3] = Rotation.from_matrix(c2w[lo:hi, :3, :3]).mean().as_matrix()
+    return out
+
+
+def smooth_eye(blink: np.ndarray) -> np.ndarray:
+    """ER-NeRF's ``--smooth_eye``: the mean of each frame's and its two neighbours' eye value."""
+    padded = np.concatenate([blink[:1], blink, blink[-1:]])
+    out = (padded[:-2] + padded[1:-1] + padded[2:]) / 3
+    out[0], out[-1] = blink[:2].mean(), blink[-2:].mean()
+    return out.astype(blink.dtype)
+
+
+def smooth_lips(codes: torch.Tensor, keep: float = 0.35) -> torch.Tensor:
+    """ER-NeRF's ``--smooth_lips``: each frame's audio code becomes ``keep x previous (smoothed)
+    + (1 - keep) x its own``, frame after frame."""
+    out = codes.clone()
+    for k in range(1, len(out)):
+        out[k] = keep * out[k - 1] + (1 - keep) * codes[k]
+    return out
+
+
 def load_models(head_path: str, torso_path: str | None, kind: str, dim: int, device):
     """Head (lips) and torso checkpoints, refusing features of another kind or size."""
     from twinflow.nerf.model import load_head, load_torso
@@ -53,9 +89,11 @@ def load_models(head_path: str, torso_path: str | None, kind: str, dim: int, dev
 
 @torch.no_grad()
 def render_sequence(
-    head, torso, data, feats: torch.Tensor, frame_index: np.ndarray, chunk: int, callback
-) -> None:
-    """Render ``len(frame_index)`` frames; ``callback(k, out)`` receives each frame's outputs."""
+    head, torso, data, feats: torch.Tensor, frame_index: np.ndarray, chunk: int, callback,
+    lips: bool = False,
+) -> None:  # fmt: skip
+    """Render ``len(frame_index)`` frames; ``callback(k, out)`` receives each frame's outputs.
+    ``lips``: ER-NeRF's ``--smooth_lips`` on the audio codes."""
     from twinflow.nerf.model import render_frame
 
     codes = []
@@ -63,12 +101,31 @@ def render_sequence(
         idx = torch.arange(s, min(s + 64, len(feats)), device=feats.device)
         codes.append(head.audio_codes(feats, idx, smooth=True))
     codes = torch.cat(codes)
+    if lips:
+        codes = smooth_lips(codes)
     for k, f in enumerate(frame_index):
         out = render_frame(
             head, torso, data.c2w[f], data.intrinsics, data.res, data.box, codes[k],
             float(data.blink[f]), data.bg, data.head_region, chunk,
         )  # fmt: skip
         callback(k, out)
+
+
+def apply_options(data, args) -> None:
+    """The render's ER-NeRF inference options on the loaded dataset (cameras, blink, plate)."""
+    if args.smooth_path > 1:
+        c2w = smooth_path(data.c2w.cpu().numpy().astype(np.float64), args.smooth_path)
+        data.c2w = torch.as_tensor(c2w, dtype=torch.float32, device=data.c2w.device)
+    if args.smooth_eye:
+        blink = smooth_eye(data.blink.cpu().numpy())
+        data.blink = torch.as_tensor(blink, device=data.blink.device)
+    if args.fix_eye is not None and args.fix_eye >= 0:
+        data.blink = torch.full_like(data.blink, args.fix_eye)
+    if args.bg:
+        colour = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}.get(args.bg)
+        if colour is None:
+            raise TwinflowError(f"background '{args.bg}' is not white or black")
+        data.bg = torch.tensor(colour, device=data.bg.device).expand_as(data.bg).clone()
 
 
 def to_rgba(out: dict[str, torch.Tensor]) -> np.ndarray:
@@ -97,6 +154,7 @@ def run(args: argparse.Namespace) -> None:
             f"driving features are at {info['fps']} fps, the twin's video at {data.fps}"
         )
     feats = torch.as_tensor(feats_np, device=device)
+    apply_options(data, args)
     frame_index = pingpong(len(feats), data.n_frames)
     t0 = time.perf_counter()
     with MaskWriter(args.out, data.fps, kind="rgba") as writer:
@@ -111,7 +169,10 @@ def run(args: argparse.Namespace) -> None:
                     (time.perf_counter() - t0) / (k + 1),
                 )
 
-        render_sequence(head, torso, data, feats, frame_index, args.chunk or head.cfg.chunk, write)
+        render_sequence(
+            head, torso, data, feats, frame_index, args.chunk or head.cfg.chunk, write,
+            lips=args.smooth_lips,
+        )  # fmt: skip
     seconds = time.perf_counter() - t0
     write_json(
         args.out_json,
@@ -123,6 +184,10 @@ def run(args: argparse.Namespace) -> None:
             "crop": data.crop.tolist(),
             "res": data.res,
             "audio_features": info["kind"],
+            "options": {
+                k: getattr(args, k)
+                for k in ("smooth_path", "smooth_lips", "smooth_eye", "fix_eye", "bg")
+            },
             "seconds": seconds,
             **steps,
         },
@@ -144,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torso", default=None, help="torso.pt (without: the plate behind the head)")
     p.add_argument("--features", required=True, help="driving audio features")
     p.add_argument("--chunk", type=int, default=None)
+    p.add_argument("--smooth-path", type=int, default=0, help="ER-NeRF --smooth_path window")
+    p.add_argument("--smooth-lips", action="store_true", help="ER-NeRF --smooth_lips")
+    p.add_argument("--smooth-eye", action="store_true", help="ER-NeRF --smooth_eye")
+    p.add_argument("--fix-eye", type=float, default=None, help="ER-NeRF --fix_eye (0..1)")
+    p.add_argument("--bg", default=None, help="white or black instead of the plate")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True, help="render.mkv (RGBA)")

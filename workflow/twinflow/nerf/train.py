@@ -51,7 +51,7 @@ from twinflow.nerf.model import (
     torso_rays,
     update_occupancy,
 )
-from twinflow.nerf.network import TorsoField
+from twinflow.nerf.network import ErnerfTorso, new_torso
 from twinflow.nerf.presets import NerfConfig, get_preset
 from twinflow.nerf.rays import pixel_rays
 from twinflow.train import LoopConfig, load_checkpoint, run_training, seed_everything
@@ -64,6 +64,29 @@ def adamw(groups: list[dict]) -> torch.optim.Optimizer:
     for g in groups:
         g.setdefault("weight_decay", 0.0)
     return torch.optim.AdamW(groups, betas=(0.0, 0.99), eps=1e-8)
+
+
+class Autocast:
+    """Mixed precision of a training step on CUDA (``autocast``: ``fp16`` with a gradient
+    scaler, as ER-NeRF's ``-O``, or ``bf16``); does nothing on other devices or with ``none``.
+    Use ``with amp: loss = ...`` then ``amp.step(loss, optimizer)``."""
+
+    def __init__(self, mode: str, device: torch.device):
+        on = mode != "none" and torch.device(device).type == "cuda"
+        dtype = torch.float16 if mode == "fp16" else torch.bfloat16
+        self.ctx = torch.autocast("cuda", dtype=dtype, enabled=on)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=on and mode == "fp16")
+
+    def __enter__(self):
+        return self.ctx.__enter__()
+
+    def __exit__(self, *exc):
+        return self.ctx.__exit__(*exc)
+
+    def step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        self.scaler.update()
 
 
 class Progress:
@@ -117,7 +140,7 @@ def head_loss(
     parts = {"mse": mse.item()}
     if "uncertainty" in out and patch_loss is None:  # ER-NeRF: not while fine-tuning the lips
         loss = uncertainty_weighted_mse(pred, batch.rgb, out["uncertainty"], face, progress)
-        parts["unc"] = float(out["uncertainty"][face].mean()) if face.any() else 0.0
+        parts["unc"] = float(out["uncertainty"][face].detach().mean()) if face.any() else 0.0
     else:
         loss = mse
     if cfg.lambda_mask > 0:
@@ -127,7 +150,9 @@ def head_loss(
     if cfg.lambda_entropy > 0:
         loss = loss + cfg.lambda_entropy * binary_entropy(out["acc"])
     if cfg.lambda_amb > 0 or cfg.lambda_amb_eye > 0:
-        amb = ambient_loss(out["amb_aud"], out["amb_eye"], face, cfg.lambda_amb, cfg.lambda_amb_eye)
+        # ER-NeRF's marcher sums the eye attention over up to max_steps samples, unweighted
+        eye = out["amb_eye"] / cfg.max_steps if cfg.sampler == "ernerf" else out["amb_eye"]
+        amb = ambient_loss(out["amb_aud"], eye, face, cfg.lambda_amb, cfg.lambda_amb_eye)
         loss = loss + amb
     if patch_loss is not None and batch.patch:
         p = batch.patch
@@ -143,6 +168,10 @@ def head_loss(
 def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, Any]) -> None:
     stage = args.stage
     n_codes = data.n_frames
+    init = load_checkpoint(args.init, expect=_expect(data)) if stage == "lips" else None
+    if init is not None:  # an imported ER-NeRF model keeps its rows of codes (10,000)
+        n_codes = max(n_codes, int(init["meta"].get("n_codes", n_codes)))
+        meta["n_codes"] = n_codes
     seed_everything(args.seed)  # the weights' init (the loop reseeds before training)
     head = new_head(cfg, data.features.shape[-1], n_codes, device)
     steps = (
@@ -150,8 +179,7 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
         if args.steps is not None
         else (cfg.head_steps if stage == "head" else cfg.lips_steps)
     )
-    if stage == "lips":
-        init = load_checkpoint(args.init, expect=_expect(data))
+    if init is not None:
         head.load_state_dict(init["modules"]["head"])
         meta["init"] = {"path": str(args.init), "steps": int(init["steps"])}
     opt = adamw(head.param_groups(cfg.lr, cfg.lr_net))
@@ -165,6 +193,12 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
         patch_loss = patch_loss.to(device)
     gen = torch.Generator(device="cpu")
     n_patch_frames = max(1, cfg.rays // (cfg.patch * cfg.patch * 2))
+    amp = Autocast(cfg.autocast, device)
+    if stage == "head" and cfg.sampler == "ernerf":  # ER-NeRF's mark_untrained_grid
+        c2w = data.c2w[data.train_idx].clone()
+        c2w[:, :3, 3] = c2w[:, :3, 3] / head.coord_scale(data.box)
+        unseen = head.occupancy.mark_unseen(c2w, data.intrinsics)
+        log.info("occupancy grid: %d cells no training camera sees", unseen)
 
     def step(i: int) -> dict[str, float]:
         gen.manual_seed(cfg_seed(args) * 1_000_003 + i)
@@ -184,12 +218,12 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
                 mouth_fraction=cfg.mouth_ray_fraction,
             )
         opt.zero_grad(set_to_none=True)
-        loss, parts = head_loss(
-            head, data, batch, cfg, smooth=smooth, patch_loss=patch_loss, gen=gen,
-            progress=progress(i),
-        )  # fmt: skip
-        loss.backward()
-        opt.step()
+        with amp:
+            loss, parts = head_loss(
+                head, data, batch, cfg, smooth=smooth, patch_loss=patch_loss, gen=gen,
+                progress=progress(i),
+            )  # fmt: skip
+        amp.step(loss, opt)
         sched.step()
         return parts
 
@@ -202,12 +236,16 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
     head.requires_grad_(False)
     meta["init"] = {"path": str(args.init), "steps": int(init["steps"])}
     seed_everything(args.seed)
-    torso = TorsoField(cfg, data.n_frames).to(device)
+    torso = new_torso(cfg, data.n_frames).to(device)
     steps = args.steps if args.steps is not None else cfg.torso_steps
     opt = adamw(torso.param_groups(cfg.lr, cfg.lr_net))
     sched = decay_schedule(opt, Progress(steps, args.max_minutes), cfg.lr_decay)
     gen = torch.Generator(device="cpu")
     region = data.head_region.flatten()
+    if isinstance(torso, ErnerfTorso):
+        step = ernerf_torso_step(torso, opt, sched, data, cfg, args, gen)
+        _run({"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta)
+        return
 
     def step(i: int) -> dict[str, float]:
         gen.manual_seed(cfg_seed(args) * 1_000_003 + i)
@@ -255,6 +293,41 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
     _run({"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta)
 
 
+def ernerf_torso_step(torso: ErnerfTorso, opt, sched, data: NerfData, cfg: NerfConfig, args, gen):
+    """ER-NeRF's torso stage (``--torso``): the torso over the background against the frame with
+    its head replaced by the background (ER-NeRF's ``torso_imgs`` over ``bc.jpg``), plus
+    ``1e-4`` x the alpha entropy and ``(1 - w)^2`` of the anchors' homogeneous coordinate; the
+    head is not rendered. The 128x128 alpha grid is re-measured every ``occ_every`` steps with
+    a random training frame's camera and code (ER-NeRF: every 16)."""
+
+    def step(i: int) -> dict[str, float]:
+        gen.manual_seed(cfg_seed(args) * 1_000_003 + i)
+        if i % cfg.occ_every == 0:
+            f = data.train_idx[
+                torch.randint(len(data.train_idx), (1,), generator=gen).to(data.device)
+            ]
+            pose = torso.pose_code(data.c2w[f], data.intrinsics, data.res)
+            torso.update_density(pose, torso.codes[f], generator=gen)
+        batch = data.random_rays(cfg.rays, cfg.frames_per_step, 0.5, gen=gen, stage="torso")
+        pix = batch.uv[:, 1].long() * data.res + batch.uv[:, 0].long()
+        target = data.head_bg(batch.rgb, batch.labels, pix)
+        code = torso.frame_codes(batch.frames, len(batch.frames))
+        rgb, alpha, _ = torso_rays(
+            torso, batch.uv, data.c2w[batch.frames], data.intrinsics, data.res, code
+        )
+        pred = alpha[:, None] * rgb + (1 - alpha[:, None]) * batch.bg
+        mse = F.mse_loss(pred, target)
+        loss = mse + ((1 - torso.anchor_points[:, 3]) ** 2).mean()
+        loss = loss + cfg.lambda_entropy * binary_entropy(alpha)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return {"mse": mse.item(), "psnr": float(-10 * torch.log10(mse.detach().clamp(min=1e-10)))}
+
+    return step
+
+
 def cfg_seed(args) -> int:
     return int(args.seed)
 
@@ -292,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--frames", required=True)
     p.add_argument("--features", required=True)
-    p.add_argument("--preset", default="tiny")
+    p.add_argument(
+        "--preset", default="tiny", help="tiny, paper, or init: the --init checkpoint's model"
+    )
     p.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field"
     )
@@ -310,14 +385,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from twinflow.device import pick_device
-    from twinflow.presets import parse_overrides
+    from twinflow.nerf.model import config_from_meta
+    from twinflow.presets import parse_overrides, resolve_preset
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.stage in ("lips", "torso") and not args.init:
         raise TwinflowError(f"stage '{args.stage}' needs --init (the previous stage's checkpoint)")
     try:
-        cfg = get_preset(args.preset, parse_overrides(args.set))
+        if args.preset == "init":  # the --init checkpoint's model, e.g. an imported ER-NeRF one
+            if not args.init:
+                raise ValueError("--preset init needs --init")
+            from twinflow.nerf.presets import check_config
+
+            saved = config_from_meta(load_checkpoint(args.init)["meta"])
+            cfg = resolve_preset({"init": saved}, "init", parse_overrides(args.set))
+            check_config(cfg)
+        else:
+            cfg = get_preset(args.preset, parse_overrides(args.set))
     except ValueError as err:
         raise TwinflowError(str(err)) from err
     device = pick_device(args.device)
