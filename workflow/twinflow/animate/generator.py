@@ -1,17 +1,18 @@
 """Generator: encode the source, warp its features with the dense flow, mask them with the
 occlusion map, and decode the driving frame (Johnson-style encoder / residual bottleneck /
 decoder; with ``gen_skips`` every level's warped source features are blended in, and finally the
-warped source image itself: ``out = occlusion * warped + (1 - occlusion) * decoded``)."""
+warped source image itself: ``out = occlusion * warped + (1 - occlusion) * decoded``). The
+reference's ``Generator``; the flow and occlusion map are resized to each level bilinearly
+(``align_corners=False``)."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from twinflow.animate.blocks import ConvBlock, DownBlock, ResBlock, UpBlock, widths
 from twinflow.animate.flow_predictor import PixelwiseFlow
-from twinflow.animate.geometry import sample
+from twinflow.animate.geometry import resize_bilinear, sample
 from twinflow.animate.presets import AnimateConfig
 
 
@@ -19,16 +20,14 @@ def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Read ``features`` (B, C, H, W) at ``flow`` (B, h, w, 2), resized to (H, W) first."""
     h, w = features.shape[2:]
     if flow.shape[1:3] != (h, w):
-        flow = F.interpolate(
-            flow.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=True
-        ).permute(0, 2, 3, 1)
+        flow = resize_bilinear(flow.permute(0, 3, 1, 2), (h, w)).permute(0, 2, 3, 1)
     return sample(features, flow)
 
 
 def _resized(occlusion: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if occlusion.shape[2:] == like.shape[2:]:
         return occlusion
-    return F.interpolate(occlusion, size=like.shape[2:], mode="bilinear", align_corners=True)
+    return resize_bilinear(occlusion, tuple(like.shape[2:]))
 
 
 class Generator(nn.Module):
