@@ -64,6 +64,7 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--avd", default=None, help="also write the AVD network here")
     p.add_argument("--size", type=int, default=None, help="frame side (YAML configs only)")
+    p.add_argument("--registry", default="models/registry.yaml", help="for a registered CPK name")
 
 
 def resolve_config(config: str, size: int | None = None) -> tuple[AnimateConfig, list[str]]:
@@ -128,8 +129,20 @@ def convert_main(cpk: dict, cfg: AnimateConfig, source: Path) -> tuple[MRAA, lis
     return model.eval(), notes
 
 
+def source_path(source: str, registry: str) -> Path:
+    """``source`` itself, or the verified file of the registry entry of that name."""
+    path = Path(source)
+    if path.exists() or "/" in source or not Path(registry).is_file():
+        return path
+    from twinflow.models import load_registry, resolve
+
+    if source in load_registry(registry):
+        return resolve(source, registry)
+    return path
+
+
 def convert(args: argparse.Namespace) -> None:
-    source = Path(args.source)
+    source = source_path(args.source, args.registry)
     cfg, notes = resolve_config(args.config, args.size)
     cpk = load_reference(source)
     if not isinstance(cpk, dict):
