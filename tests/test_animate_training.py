@@ -3,6 +3,8 @@ order, colour jitter with hue, mgif's resize and crop), and the reference config
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -80,3 +82,15 @@ def test_resize_and_crop_keep_the_frame_size():
         assert [f.shape for f in out] == [(32, 32, 3)] * 2
     mgif = PRESETS["mgif256"]
     assert mgif.resize_ratio == (0.9, 1.1) and mgif.hue == 0.5 and mgif.brightness == 0
+
+
+def test_gpu_bench_runs_a_training_step_and_an_animation(capsys):
+    from twinflow.animate import gpu_bench
+
+    args = gpu_bench.build_parser().parse_args(
+        ["--presets", "tiny", "--batch", "1", "--steps", "1", "--frames", "2", "--device", "cpu"]
+    )
+    gpu_bench.run(args)
+    result = json.loads(capsys.readouterr().out.strip())
+    assert result["preset"] == "tiny" and result["train_s_per_step"] > 0
+    assert result["animate_frames"] == 2 and result["params_avd"] > 0

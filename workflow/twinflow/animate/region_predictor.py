@@ -35,5 +35,7 @@ class RegionPredictor(nn.Module):
     def forward(self, frame: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.heads(self.hourglass(self.down(frame)))
         b, k, h, w = logits.shape
-        heatmap = F.softmax(logits.reshape(b, k, -1) / self.temperature, dim=-1).reshape(b, k, h, w)
-        return {**heatmap_to_regions(heatmap), "heatmap": heatmap}
+        with torch.autocast(logits.device.type, enabled=False):  # the geometry in float32
+            logits = logits.float().reshape(b, k, -1) / self.temperature
+            heatmap = F.softmax(logits, dim=-1).reshape(b, k, h, w)
+            return {**heatmap_to_regions(heatmap), "heatmap": heatmap}
