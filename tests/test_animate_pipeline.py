@@ -264,7 +264,9 @@ def test_plan_passes_a_pretrained_model_to_the_training_stages(tmp_path):
     assert (paper.steps, paper.steps_arg) == (None, "")  # the reference's epoch schedule
 
 
-def test_a_converted_reference_checkpoint_is_used_or_fine_tuned(dataset, demo_media, tmp_path):
+def test_a_converted_reference_checkpoint_is_used_or_fine_tuned(
+    dataset, demo_media, tmp_path, capsys
+):
     """The parity fixture (a 64 px MRAA saved by the reference) converted, then used by the
     training stages instead of training (or trained further), and rendered in avd mode."""
     from twinflow.animate.model import load_model
@@ -323,3 +325,13 @@ def test_a_converted_reference_checkpoint_is_used_or_fine_tuned(dataset, demo_me
     bad = [*base, "--pretrained", str(big), "--out", str(tmp_path / "bad.pt")]
     assert stage_main(train_stage.build_parser, train_stage.train, bad) == 1
     assert not (tmp_path / "bad.pt").exists()
+    # The reference's own file, not converted: refused with the command that converts it.
+    raw = [
+        *base,
+        "--pretrained",
+        str(fixtures / "mraa_vox_small.pth"),
+        "--out",
+        str(tmp_path / "r.pt"),
+    ]
+    assert stage_main(train_stage.build_parser, train_stage.train, raw) == 1
+    assert "twinflow.convert mraa" in capsys.readouterr().err

@@ -68,7 +68,7 @@ def heatmap_to_regions(heatmap: torch.Tensor) -> dict[str, torch.Tensor]:
     centred = grid - shift[:, :, None, None, :]  # B K H W 2
     # In the reference's order of operations (outer products, weighted, summed): small
     # eigenvalues of thin regions come from cancellation, which another order changes.
-    outer = centred.unsqueeze(-1) @ centred.unsqueeze(-2)  # B K H W 2 2
+    outer = centred.unsqueeze(-1) * centred.unsqueeze(-2)  # B K H W 2 2
     covar = (outer * weights.unsqueeze(-1)).sum(dim=(2, 3))
     u, s = svd_sym2x2(covar)
     affine = u * s.sqrt()[..., None, :]

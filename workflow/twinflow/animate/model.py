@@ -1,6 +1,7 @@
 """The MRAA model (region predictor, background motion, generator) and its checkpoint files.
 
-``model.pt`` (written by :mod:`twinflow.animate.train`) holds the three modules' weights and, in
+``model.pt`` (written by :mod:`twinflow.animate.train`, or converted from a reference checkpoint by
+``python -m twinflow.convert mraa``) holds the three modules' weights and, in
 ``meta``, the full preset (``meta["preset"]``), so every later stage rebuilds the same network
 from the file alone. ``avd.pt`` holds the AVD network and the same ``meta["preset"]``.
 """

@@ -37,6 +37,7 @@ from twinflow.cli import stage_main
 from twinflow.errors import InputError
 from twinflow.presets import parse_overrides, resolve_preset
 from twinflow.train import LoopConfig, run_training, save_checkpoint, seed_everything
+from twinflow.train.checkpoint import CheckpointError
 
 log = logging.getLogger("twinflow.animate.train")
 
@@ -70,9 +71,22 @@ def check_size(cfg: AnimateConfig, dataset, what: str, path) -> None:
         )
 
 
+def load_pretrained(path, device="cpu") -> MRAA:
+    """``load_model``, with a hint when ``path`` is a reference checkpoint not yet converted."""
+    try:
+        return load_model(path, device)
+    except CheckpointError as err:
+        if "not a twinflow checkpoint" in err.message:
+            err.message += (
+                "; an MRAA checkpoint of the reference converts with "
+                "python -m twinflow.convert mraa CPK --config NAME --out model.pt"
+            )
+        raise
+
+
 def use_pretrained(args: argparse.Namespace) -> None:
     """``--pretrained`` without ``--finetune``: check it and copy it to ``--out``."""
-    model = load_model(args.pretrained)
+    model = load_pretrained(args.pretrained)
     check_size(model.cfg, args.dataset, "pretrained model", args.pretrained)
     meta = preset_meta(model.cfg, twin=args.twin, dataset=str(args.dataset))
     meta["pretrained"] = str(args.pretrained)
@@ -107,7 +121,7 @@ def train(args: argparse.Namespace) -> None:
         return
     seed_everything(args.seed)  # the weights' init (the loop reseeds before training)
     if args.pretrained:
-        model = load_model(args.pretrained, device)
+        model = load_pretrained(args.pretrained, device)
         cfg = with_overrides(model.cfg, args.set)
         if cfg != model.cfg:
             fresh = MRAA(cfg).to(device)
