@@ -245,3 +245,30 @@ def test_presets_follow_the_published_configs():
     assert get_preset("tiny", {"bg_type": "none"}).bg_type == "zero"  # older configs' name
     with pytest.raises(ValueError, match="not 1/n"):
         get_preset("tiny", {"region_scale_factor": 0.3})
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_identity_motion_reads_pixels_in_place_only_with_aligned_corners(align_corners):
+    """tiny's convention (True): equal regions and no background motion reproduce the source;
+    the reference's (False) zooms it by the half-pixel offset (3 % at tiny's 32 px flow)."""
+    cfg = get_preset("tiny", {"align_corners": align_corners})
+    model = MRAA(cfg).eval()
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        regions = model.region_predictor(image)
+        deformed = model.generator(image, regions, regions, None)["deformed"]
+    error = float((deformed - image).abs()[..., 8:-8, 8:-8].max())
+    assert (error < 1e-4) == align_corners, error
+    assert PRESETS["tiny"].align_corners and not PRESETS["vox256"].align_corners
+
+
+def test_checkpoints_from_before_the_convention_field_keep_aligned_corners():
+    from twinflow.animate.model import config_from_meta
+    from twinflow.presets import preset_dict
+
+    old = preset_dict(TINY)
+    del old["align_corners"]
+    old["jitter"] = 0.1  # a field of older versions
+    assert config_from_meta({"preset": old}).align_corners is True
+    paper = preset_dict(PRESETS["vox256"])
+    assert config_from_meta({"preset": paper}).align_corners is False

@@ -73,6 +73,7 @@ class PixelwiseFlow(nn.Module):
                 self.occlusion.bias.fill_(cfg.occlusion_bias)
         self.use_covar = cfg.use_covar_heatmap
         self.region_var = float(cfg.region_var)
+        self.align_corners = cfg.align_corners
         self.revert_axis_swap = cfg.revert_axis_swap
 
     def heatmap_channels(self, source, driving, h: int, w: int) -> torch.Tensor:
@@ -90,7 +91,8 @@ class PixelwiseFlow(nn.Module):
         motions = sparse_motions(source, driving, bg, h, w, revert_axis_swap=self.revert_axis_swap)
         k1 = motions.shape[1]
         repeated = small.unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
-        deformed = sample(repeated, motions.reshape(b * k1, h, w, 2)).reshape(b, k1, c, h, w)
+        grid = motions.reshape(b * k1, h, w, 2)
+        deformed = sample(repeated, grid, align_corners=self.align_corners).reshape(b, k1, c, h, w)
         features = torch.cat([self.heatmap_channels(source, driving, h, w), deformed], dim=2)
         hidden = self.hourglass(features.reshape(b, k1 * (c + 1), h, w))
         weights = F.softmax(self.weights(hidden), dim=1)

@@ -5,7 +5,10 @@ puts -1 and 1 at the centres of its first and last pixels (the reference's
 ``make_coordinate_grid``), while images are read with ``grid_sample``'s default
 ``align_corners=False``, where -1 and 1 are the outer pixel edges. The two differ by half a pixel
 at the borders; the reference trains and animates with exactly this pair, so twinflow keeps it
-(its published weights depend on it). A region is a dict with ``shift`` ``(B, K, 2)``, ``affine``
+(its published weights depend on it). The presets' ``align_corners`` field chooses: False (the
+reference's) in every reference preset; ``tiny`` uses True, where the grid's corners are the
+pixel centres and the identity motion reads every pixel where it is (see
+:mod:`twinflow.animate.presets`). A region is a dict with ``shift`` ``(B, K, 2)``, ``affine``
 ``(B, K, 2, 2)`` and ``covar`` ``(B, K, 2, 2)``.
 """
 
@@ -30,18 +33,25 @@ def coordinate_grid(
     return torch.stack([gx, gy], dim=-1)
 
 
-def sample(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
-    """``image`` (B, C, H, W) read at ``grid`` (B, h, w, 2) coordinates (bilinear,
-    ``align_corners=False`` as the reference: see the module docstring)."""
+def sample(
+    image: torch.Tensor,
+    grid: torch.Tensor,
+    padding_mode: str = "zeros",
+    align_corners: bool = False,
+) -> torch.Tensor:
+    """``image`` (B, C, H, W) read at ``grid`` (B, h, w, 2) coordinates (bilinear;
+    ``align_corners=False`` is the reference's: see the module docstring)."""
     return F.grid_sample(
-        image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False
+        image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners
     )
 
 
-def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``x`` (B, C, H, W) resized to ``size`` (bilinear, ``align_corners=False`` as the
+def resize_bilinear(
+    x: torch.Tensor, size: tuple[int, int], align_corners: bool = False
+) -> torch.Tensor:
+    """``x`` (B, C, H, W) resized to ``size`` (bilinear; ``align_corners=False`` is the
     reference's ``F.interpolate(..., mode="bilinear")``)."""
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
 
 
 def inv2x2(m: torch.Tensor) -> torch.Tensor:
@@ -149,8 +159,8 @@ class RandomTransform:
         theta = self.theta.to(p.dtype)
         return theta[:, None, :, :2] + grad[:, :, None, :]
 
-    def transform_frame(self, frame: torch.Tensor) -> torch.Tensor:
+    def transform_frame(self, frame: torch.Tensor, align_corners: bool = False) -> torch.Tensor:
         b, _, h, w = frame.shape
         grid = coordinate_grid(h, w, device=frame.device, dtype=frame.dtype)
         warped = self.warp_coordinates(grid.reshape(1, -1, 2).expand(b, -1, -1))
-        return sample(frame, warped.reshape(b, h, w, 2), padding_mode="reflection")
+        return sample(frame, warped.reshape(b, h, w, 2), "reflection", align_corners)

@@ -68,9 +68,11 @@ def preset_meta(cfg: AnimateConfig, **extra) -> dict:
 def config_from_meta(meta: dict) -> AnimateConfig:
     """The preset stored in a checkpoint's ``meta``. Fields this version does not have (those of
     older checkpoints: ``jitter``, ``lr_milestones``, ...) only shaped their training and are
-    dropped; fields it added take their defaults."""
+    dropped; fields it added take their defaults, except ``align_corners``: True, the convention
+    every checkpoint without the field was trained with."""
     known = {f.name for f in dataclasses.fields(AnimateConfig)}
     data = {k: v for k, v in dict(meta["preset"]).items() if k in known}
+    data.setdefault("align_corners", True)  # the convention before the field existed
     for f in dataclasses.fields(AnimateConfig):
         if isinstance(data.get(f.name), list):
             data[f.name] = tuple(data[f.name])
