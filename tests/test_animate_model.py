@@ -10,12 +10,7 @@ import torch
 
 from twinflow.animate.avd import AVDNetwork, random_scale
 from twinflow.animate.flow_predictor import sparse_motions
-from twinflow.animate.geometry import (
-    RandomTransform,
-    coordinate_grid,
-    covariance_sqrt,
-    heatmap_to_regions,
-)
+from twinflow.animate.geometry import RandomTransform, coordinate_grid, heatmap_to_regions
 from twinflow.animate.losses import ReconstructionLoss, equivariance_losses
 from twinflow.animate.model import MRAA
 from twinflow.animate.modes import animation_regions
@@ -50,26 +45,14 @@ def test_gaussian_heatmap_gives_known_shift_and_affine():
     assert np.allclose(affine @ affine.T, cov, atol=1e-4)
 
 
-def test_axis_aligned_gaussian_gives_diagonal_affine():
+def test_axis_aligned_gaussian_gives_diagonal_affine_with_torch_svd_signs():
     regions = heatmap_to_regions(gaussian_heatmap((0.0, 0.0), [[0.04, 0.0], [0.0, 0.01]]))
+    affine = regions["affine"][0, 0]
     assert torch.allclose(
-        regions["affine"][0, 0],
-        torch.tensor([[0.2, 0.0], [0.0, 0.1]], dtype=torch.float64),
-        atol=1e-3,
+        affine.abs(), torch.tensor([[0.2, 0.0], [0.0, 0.1]], dtype=torch.float64), atol=1e-3
     )
-
-
-def test_closed_form_sqrt_is_the_svd():
-    g = torch.Generator().manual_seed(0)
-    m = torch.randn(50, 2, 2, generator=g, dtype=torch.float64)
-    cov = m @ m.transpose(-1, -2) + 1e-3 * torch.eye(2, dtype=torch.float64)
-    affine, u, s = covariance_sqrt(cov)
-    u_ref, s_ref, _ = torch.linalg.svd(cov)
-    assert torch.allclose(s, s_ref, atol=1e-9)
-    assert torch.allclose(
-        (u * u_ref).sum(-2).abs(), torch.ones(50, 2, dtype=torch.float64), atol=1e-6
-    )
-    assert torch.allclose(affine @ affine.transpose(-1, -2), cov, atol=1e-9)
+    u, s, _ = torch.svd(regions["covar"][0, 0])
+    assert torch.allclose(affine, u * s.sqrt(), atol=1e-9)
 
 
 def regions_of(shift, affine):
@@ -213,6 +196,7 @@ def test_relative_mode_keeps_the_source_on_the_first_driving_frame():
     later = animation_regions("relative", source, moved, first, adapt_scale=False)
     assert torch.allclose(later["shift"], source["shift"] + 0.1, atol=1e-5)
     assert torch.allclose(later["affine"], 1.2 * source["affine"], atol=1e-5)
+    assert later["covar"] is moved["covar"]  # as the reference: the driving frame's covariances
     assert animation_regions("standard", source, moved, first)["shift"] is moved["shift"]
 
 
@@ -237,9 +221,13 @@ def test_vgg19_loads_torchvision_state_dict_keys():
 
 def test_presets_follow_the_published_configs():
     vox, ted = PRESETS["vox256"], PRESETS["ted384"]
-    assert (vox.size, vox.num_regions, vox.batch_size) == (256, 10, 14)
-    assert (ted.size, ted.num_regions, ted.batch_size) == (384, 20, 6)
-    for p in (vox, ted):
+    assert (vox.size, vox.num_regions, vox.batch_size, vox.region_pad) == (256, 10, 14, 3)
+    assert (ted.size, ted.num_regions, ted.batch_size, ted.region_pad) == (384, 10, 6, 0)
+    assert PRESETS["ted-youtube384"].num_regions == 20 and PRESETS["mgif256"].bg_type == "zero"
+    assert (PRESETS["mgif256"].hue, PRESETS["mgif256"].resize_ratio) == (0.5, (0.9, 1.1))
+    for p in (PRESETS[n] for n in PRESETS if n != "tiny"):
+        assert p.steps is None and (p.epochs, p.epoch_milestones) == (100, (60, 90))
+        assert p.avd_steps is None and p.avd_epochs == 30
         assert p.lr == 2e-4 and p.gen_block_expansion == 64 and p.gen_max_features == 512
         assert p.flow_max_features == 1024 and p.region_max_features == 1024
         assert p.region_scale_factor == p.flow_scale_factor == 0.25
@@ -253,4 +241,34 @@ def test_presets_follow_the_published_configs():
     with pytest.raises(ValueError, match="unknown preset field"):
         get_preset("tiny", {"regions": 6})
     with pytest.raises(ValueError, match="bg_type"):
-        get_preset("tiny", {"bg_type": "perspective"})
+        get_preset("tiny", {"bg_type": "fisheye"})
+    assert get_preset("tiny", {"bg_type": "none"}).bg_type == "zero"  # older configs' name
+    with pytest.raises(ValueError, match="not 1/n"):
+        get_preset("tiny", {"region_scale_factor": 0.3})
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_identity_motion_reads_pixels_in_place_only_with_aligned_corners(align_corners):
+    """tiny's convention (True): equal regions and no background motion reproduce the source;
+    the reference's (False) zooms it by the half-pixel offset (3 % at tiny's 32 px flow)."""
+    cfg = get_preset("tiny", {"align_corners": align_corners})
+    model = MRAA(cfg).eval()
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        regions = model.region_predictor(image)
+        deformed = model.generator(image, regions, regions, None)["deformed"]
+    error = float((deformed - image).abs()[..., 8:-8, 8:-8].max())
+    assert (error < 1e-4) == align_corners, error
+    assert PRESETS["tiny"].align_corners and not PRESETS["vox256"].align_corners
+
+
+def test_checkpoints_from_before_the_convention_field_keep_aligned_corners():
+    from twinflow.animate.model import config_from_meta
+    from twinflow.presets import preset_dict
+
+    old = preset_dict(TINY)
+    del old["align_corners"]
+    old["jitter"] = 0.1  # a field of older versions
+    assert config_from_meta({"preset": old}).align_corners is True
+    paper = preset_dict(PRESETS["vox256"])
+    assert config_from_meta({"preset": paper}).align_corners is False

@@ -134,7 +134,11 @@ def test_evaluation_writes_metrics_with_copy_source_baseline(trained, dataset, t
     values, baseline = metrics["values"], metrics["baselines"]["copy_source"]
     assert metrics["pipeline"] == "animate" and set(values) == set(baseline)
     # AKD needs faces that a detector finds in 64 px frames of a 6-step model: maybe none.
-    assert set(values) == {"l1", "akd"} or "not measured" in metrics["measured"]["akd"]
+    measured = metrics["measured"]
+    assert {"l1"} <= set(values) <= {"l1", "akd", "mkr"}
+    assert "akd" in values or "not measured" in measured["akd"]
+    assert ("mkr" in values) == (measured["mkr_frames"] > 0)
+    assert baseline.get("mkr", 0) == 0  # the source frame always shows its face
     assert metrics["measured"]["frames"] == 8
     assert 0 < metrics["values"]["l1"] < 1
 
@@ -193,6 +197,18 @@ def test_rules_plan_animate_jobs_per_mode(tmp_path, demo_media):
     relative_only = planned_jobs(tmp_path, "results/renders/r_relative.mp4")
     assert "animate_train_avd" not in {rule for rule, _ in relative_only}
     assert ("extract_driving_audio", "render=r_relative") in relative_only
+    # A render without mode= uses the default, avd (the reference demo's): AVD training planned.
+    renders.append({**renders[1], "render_id": "r_default", "options": ""})
+    pretrained = tmp_path / "converted.pt"
+    pretrained.write_bytes(b"a converted model")
+    make_project(
+        tmp_path,
+        [{"twin_id": "demo", "video": "media/talk.mp4", "photo": "media/photo.png"}],
+        renders,
+        {"animate": {"pretrained": str(pretrained)}},
+    )
+    default = planned_jobs(tmp_path, "results/renders/r_default.mp4")
+    assert {"animate_train", "animate_train_avd"} <= {rule for rule, _ in default}
 
 
 def test_plan_resolves_the_config_and_rejects_bad_options():
@@ -223,8 +239,99 @@ def test_plan_resolves_the_config_and_rejects_bad_options():
     with pytest.raises(ValueError, match="no photo"):
         plan.render_source(photo, twin)
     plain = Render("r", "t", "animate", driving_video="d.mp4")
-    assert plan.render_inputs(plain, twin, s) == {
+    assert plan.render_inputs(plain, twin, s) == {  # avd: the default mode, as the reference's
         "model": "results/t/animate/model.pt",
         "source": "results/t/media/video.mp4",
         "driving": "results/drive/r/video.mp4",
+        "avd": "results/t/animate/avd.pt",
     }
+
+
+def test_plan_passes_a_pretrained_model_to_the_training_stages(tmp_path):
+    from twinflow.animate import plan
+
+    model, avd = tmp_path / "model.pt", tmp_path / "avd.pt"
+    model.write_bytes(b"x")
+    avd.write_bytes(b"x")
+    s = plan.settings({"animate": {"pretrained": str(model), "pretrained_avd": str(avd)}})
+    assert s.pretrained_arg() == f"--pretrained {model}" and s.pretrained_inputs() == [str(model)]
+    assert s.pretrained_arg(avd=True) == f"--pretrained {avd}" and s.train_runtime == 15
+    tuned = plan.settings({"animate": {"pretrained": str(model), "finetune": True}})
+    assert tuned.pretrained_arg().endswith("--finetune") and tuned.pretrained_arg(avd=True) == ""
+    with pytest.raises(ValueError, match="pretrained_avd '.*none.pt' not found"):
+        plan.settings({"animate": {"pretrained_avd": str(tmp_path / "none.pt")}})
+    paper = plan.settings({"preset": "paper"})
+    assert (paper.steps, paper.steps_arg) == (None, "")  # the reference's epoch schedule
+
+
+def test_a_converted_reference_checkpoint_is_used_or_fine_tuned(
+    dataset, demo_media, tmp_path, capsys
+):
+    """The parity fixture (a 64 px MRAA saved by the reference) converted, then used by the
+    training stages instead of training (or trained further), and rendered in avd mode."""
+    from twinflow.animate.model import load_model
+    from twinflow.convert.__main__ import main as convert
+    from twinflow.train import load_checkpoint
+
+    fixtures = REPO / "tests" / "fixtures" / "animate"
+    converted, converted_avd = tmp_path / "converted.pt", tmp_path / "converted_avd.pt"
+    argv = ["mraa", str(fixtures / "mraa_vox_small.pth"), "--out", str(converted)]
+    argv += ["--config", str(fixtures / "mraa_vox_small.yaml"), "--avd", str(converted_avd)]
+    assert convert(argv) == 0
+    base = ["--twin", "demo", "--dataset", str(dataset), "--threads", "1"]
+    used, tuned = tmp_path / "model.pt", tmp_path / "tuned.pt"
+    train = [*base, "--pretrained", str(converted)]
+    assert (
+        stage_main(train_stage.build_parser, train_stage.train, [*train, "--out", str(used)]) == 0
+    )
+    tune = [*train, "--finetune", "--steps", "2", "--set", "batch_size=2", "--out", str(tuned)]
+    assert stage_main(train_stage.build_parser, train_stage.train, tune) == 0
+    same, moved = load_checkpoint(used), load_checkpoint(tuned)
+    assert same["meta"]["pretrained"] == moved["meta"]["pretrained"] == str(converted)
+    ref = load_model(converted).state_dict()
+    w = "generator.final.weight"
+    assert torch.equal(load_model(used).state_dict()[w], ref[w])
+    assert not torch.equal(load_model(tuned).state_dict()[w], ref[w])
+    assert moved["steps"] == 2 and moved["meta"]["preset"]["batch_size"] == 2
+    avd = tmp_path / "avd.pt"
+    train_avd = [*base, "--model", str(used), "--pretrained", str(converted_avd)]
+    assert (
+        stage_main(
+            train_avd_stage.build_parser, train_avd_stage.run, [*train_avd, "--out", str(avd)]
+        )
+        == 0
+    )
+    out = tmp_path / "avd.mp4"
+    drive = demo_media / "drive_motion.mp4"
+    render(used, demo_media / "photo.png", drive, out, mode="avd", avd_path=avd, size=64)
+    assert probe_video(out).n_frames == probe_video(drive).n_frames
+    # A model of another frame size does not fit the dataset: a clear error, no output.
+    big = tmp_path / "big.pt"
+    assert (
+        convert(
+            [
+                "mraa",
+                str(fixtures / "mraa_vox_small.pth"),
+                "--out",
+                str(big),
+                "--size",
+                "128",
+                "--config",
+                str(fixtures / "mraa_vox_small.yaml"),
+            ]
+        )
+        == 0
+    )
+    bad = [*base, "--pretrained", str(big), "--out", str(tmp_path / "bad.pt")]
+    assert stage_main(train_stage.build_parser, train_stage.train, bad) == 1
+    assert not (tmp_path / "bad.pt").exists()
+    # The reference's own file, not converted: refused with the command that converts it.
+    raw = [
+        *base,
+        "--pretrained",
+        str(fixtures / "mraa_vox_small.pth"),
+        "--out",
+        str(tmp_path / "r.pt"),
+    ]
+    assert stage_main(train_stage.build_parser, train_stage.train, raw) == 1
+    assert "twinflow.convert mraa" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 # results/{twin}/animate/: dataset/ (frames at the preset size), model.pt, avd.pt, metrics.json;
 # results/renders/{render}.mp4 for every `animate` row of renders.tsv.
 # Settings: config.yaml `animate:`, resolved by twinflow.animate.plan (checked at parse time).
+# With `animate: pretrained:` (a converted reference checkpoint) the training rules copy it
+# (or, with `finetune: true`, train from it).
 from twinflow.animate import plan as animate_plan
 
 try:
@@ -42,6 +44,7 @@ rule animate_dataset:
 rule animate_train:
     input:
         dataset="results/{twin}/animate/dataset",
+        pretrained=ANIMATE.pretrained_inputs(),
     output:
         model="results/{twin}/animate/model.pt",
     log:
@@ -58,13 +61,14 @@ rule animate_train:
     params:
         preset=ANIMATE.preset.name,
         overrides=ANIMATE.set_args,
-        steps=ANIMATE.steps,
+        steps=ANIMATE.steps_arg,
+        pretrained=ANIMATE.pretrained_arg(),
         max_minutes=ANIMATE.max_minutes_arg,
         save_every=ANIMATE.save_every,
         registry=config["models"]["registry"],
     shell:
         "python -m twinflow.animate.train --twin {wildcards.twin} --dataset {input.dataset}"
-        " --preset {params.preset} {params.overrides} --steps {params.steps}"
+        " --preset {params.preset} {params.overrides} {params.steps} {params.pretrained}"
         " {params.max_minutes} --save-every {params.save_every} --threads {threads}"
         " --registry {params.registry} --out {output.model} > {log} 2>&1"
 
@@ -73,6 +77,7 @@ rule animate_train_avd:
     input:
         model="results/{twin}/animate/model.pt",
         dataset="results/{twin}/animate/dataset",
+        pretrained=ANIMATE.pretrained_inputs(avd=True),
     output:
         avd="results/{twin}/animate/avd.pt",
     log:
@@ -88,12 +93,13 @@ rule animate_train_avd:
         gpu=1,
     params:
         overrides=ANIMATE.set_args,
-        steps=ANIMATE.avd_steps,
+        steps=ANIMATE.avd_steps_arg,
+        pretrained=ANIMATE.pretrained_arg(avd=True),
         max_minutes=ANIMATE.max_minutes_arg,
         save_every=ANIMATE.save_every,
     shell:
         "python -m twinflow.animate.train_avd --twin {wildcards.twin} --model {input.model}"
-        " --dataset {input.dataset} {params.overrides} --steps {params.steps}"
+        " --dataset {input.dataset} {params.overrides} {params.steps} {params.pretrained}"
         " {params.max_minutes} --save-every {params.save_every} --threads {threads}"
         " --out {output.avd} > {log} 2>&1"
 

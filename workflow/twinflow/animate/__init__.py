@@ -1,5 +1,7 @@
 """The animate pipeline: MRAA (Siarohin et al., "Motion Representations for Articulated Animation",
-CVPR 2021), written for twinflow.
+CVPR 2021), written for twinflow. The reference implementation is snap-research/articulated-animation
+(commit 03f1968): its published configs are presets here, its checkpoints convert
+(``python -m twinflow.convert mraa``) and reproduce its frames (tests/test_animate_parity.py).
 
 A photo is animated by the motion of a driving video. Each frame is described by K regions; every
 region is a heatmap whose first and second moments give a shift (mean) and an affine (the
@@ -10,14 +12,18 @@ is occluded.
 
 Modules (one purpose each):
 
-* :mod:`.presets` -- ``tiny``, ``vox256``, ``ted384`` model and training settings.
-* :mod:`.geometry` -- coordinate grids, heatmap -> region (PCA), region Gaussians, random TPS.
+* :mod:`.presets` -- ``tiny`` and the reference's configs (``vox256``, ``ted384``, ...);
+  :mod:`.reference_config` reads the reference's YAML configs.
+* :mod:`.geometry` -- coordinate grids, heatmap -> region (PCA), region Gaussians, random TPS;
+  :mod:`.svd2x2` -- the principal axes with torch.svd's (LAPACK's) signs.
 * :mod:`.blocks` -- convolution blocks, the hourglass, anti-aliased resizing.
 * :mod:`.region_predictor`, :mod:`.bg_motion`, :mod:`.flow_predictor`, :mod:`.generator`,
   :mod:`.avd` -- the networks; :mod:`.model` bundles them.
-* :mod:`.losses`, :mod:`.vgg` -- reconstruction and equivariance losses.
+* :mod:`.losses`, :mod:`.vgg` -- reconstruction and equivariance losses; :mod:`.augment` -- the
+  reference's augmentations; :mod:`.schedule` -- its epoch schedule.
 * :mod:`.modes` -- standard, relative and avd animation.
 * :mod:`.data`, :mod:`.landmarks`, :mod:`.runtime` -- datasets, face landmarks, device/threads.
 * Stages (``python -m twinflow.animate.<stage>``): :mod:`.dataset`, :mod:`.train`,
-  :mod:`.train_avd`, :mod:`.render`, :mod:`.evaluate`; :mod:`.acceptance` is the CPU benchmark.
+  :mod:`.train_avd`, :mod:`.render`, :mod:`.evaluate`; :mod:`.acceptance` is the CPU benchmark,
+  :mod:`.gpu_bench` times the reference-size model.
 """

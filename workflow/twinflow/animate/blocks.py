@@ -3,11 +3,11 @@ anti-aliased downscaling."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from twinflow.animate.presets import inverse_scale
 
 
 class ConvBlock(nn.Module):
@@ -113,36 +113,39 @@ class Hourglass(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+def gaussian_kernel(scale: float) -> torch.Tensor:
+    """The reference's anti-aliasing kernel for downscaling by ``scale``: a normalised 2-D
+    Gaussian with sigma ``(1/scale - 1)/2`` on ``2 * round(4 sigma) + 1`` taps, ``(k, k)``."""
+    sigma = (1.0 / scale - 1.0) / 2.0
+    size = 2 * round(sigma * 4) + 1
+    ax = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-(ax**2) / (2 * sigma**2))
+    kernel = g[:, None] * g[None, :]
+    return kernel / kernel.sum()
+
+
 class AntiAliasResize(nn.Module):
-    """Downscale by ``scale`` after a Gaussian blur (sigma ``(1/scale - 1)/2``) so that thin
-    details do not alias; identity for ``scale == 1``."""
+    """Downscale by ``scale`` (1/n) as the reference's ``AntiAliasInterpolation2d``: a Gaussian
+    blur (:func:`gaussian_kernel`) over zero padding, then every n-th pixel; identity for
+    ``scale == 1``. The kernel is a non-persistent buffer (rebuilt, not stored)."""
 
     def __init__(self, channels: int, scale: float):
         super().__init__()
         self.scale = float(scale)
         self.channels = channels
-        if self.scale == 1.0:
+        self.step = inverse_scale(self.scale)
+        if self.step == 1:
             self.register_buffer("kernel", torch.zeros(0), persistent=False)
             return
-        sigma = (1.0 / self.scale - 1.0) / 2.0
-        size = 2 * round(sigma * 4) + 1
-        ax = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-        g = torch.exp(-(ax**2) / (2 * sigma**2))
-        g = g / g.sum()
-        kernel = (g[:, None] * g[None, :]).expand(channels, 1, size, size).clone()
-        self.register_buffer("kernel", kernel, persistent=False)
-        self.pad = size // 2
+        kernel = gaussian_kernel(self.scale)
+        self.register_buffer(
+            "kernel", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False
+        )
+        self.pad = kernel.shape[-1] // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scale == 1.0:
+        if self.step == 1:
             return x
-        x = F.pad(
-            x, (self.pad,) * 4, mode="reflect" if self.pad < min(x.shape[2:]) else "replicate"
-        )
+        x = F.pad(x, (self.pad,) * 4)
         x = F.conv2d(x, self.kernel.to(x.dtype), groups=self.channels)
-        step = 1.0 / self.scale
-        if math.isclose(step, round(step)):
-            s = round(step)
-            return x[:, :, ::s, ::s]
-        size = (round(x.shape[2] * self.scale), round(x.shape[3] * self.scale))
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x[:, :, :: self.step, :: self.step]

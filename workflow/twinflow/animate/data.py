@@ -168,49 +168,29 @@ def dataset_size(folder: str | Path) -> int:
 
 
 class PairSampler:
-    """Random (source, driving) training pairs with the paper's augmentations: both frames
-    flipped horizontally (p 0.5 with ``hflip``), source and driving swapped (p 0.5 with
-    ``time_flip``), and one brightness/contrast/saturation jitter of strength ``jitter`` per pair.
-    Draws from numpy's and torch's global generators, which the training loop saves and restores
-    on resume."""
+    """Random (source, driving) training pairs as the reference's training data: a video picked
+    uniformly (its ``id_sampling``: every video weighs the same however long it is), two of its
+    frames drawn with replacement, the earlier one the source, then ``augment``
+    (:class:`twinflow.animate.augment.PairAugmentation`; None: none). Draws from numpy's and
+    torch's global generators, which the training loop saves and restores on resume."""
 
-    def __init__(self, clips: list[Clip], batch: int, *, hflip=True, time_flip=True, jitter=0.1):
+    def __init__(self, clips: list[Clip], batch: int, augment=None):
         if not clips:
             raise InputError("the animate dataset has no training frames")
-        self.clips, self.batch = clips, batch
-        self.hflip, self.time_flip, self.jitter = hflip, time_flip, jitter
+        self.clips, self.batch, self.augment = clips, batch, augment
 
     def sample(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         src, drv = [], []
         for _ in range(self.batch):
             clip = self.clips[np.random.randint(len(self.clips))]
-            i, j = np.random.randint(len(clip), size=2)
-            a, b = clip.frames[i], clip.frames[j]
-            if self.time_flip and np.random.rand() < 0.5:
-                a, b = b, a
-            if self.hflip and np.random.rand() < 0.5:
-                a, b = a[:, ::-1], b[:, ::-1]
+            i, j = np.sort(np.random.randint(len(clip), size=2))
+            a, b = np.asarray(clip.frames[i]), np.asarray(clip.frames[j])
+            if self.augment is not None:
+                a, b = self.augment(a, b)
+            else:
+                a, b = (
+                    torch.from_numpy(f.copy()).permute(2, 0, 1).float().div_(255.0) for f in (a, b)
+                )
             src.append(a)
             drv.append(b)
-        s = torch.from_numpy(np.stack(src)).permute(0, 3, 1, 2).float().div_(255.0)
-        d = torch.from_numpy(np.stack(drv)).permute(0, 3, 1, 2).float().div_(255.0)
-        if self.jitter:
-            s, d = self._jitter(s, d)
-        return s.to(device), d.to(device)
-
-    def _jitter(self, s: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b = s.shape[0]
-        amount = self.jitter
-        bright = 1 + amount * (2 * torch.rand(b, 1, 1, 1) - 1)
-        contrast = 1 + amount * (2 * torch.rand(b, 1, 1, 1) - 1)
-        satur = 1 + amount * (2 * torch.rand(b, 1, 1, 1) - 1)
-
-        def apply(x: torch.Tensor) -> torch.Tensor:
-            x = x * bright
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            x = (x - mean) * contrast + mean
-            grey = x.mean(dim=1, keepdim=True)
-            x = (x - grey) * satur + grey
-            return x.clamp(0, 1)
-
-        return apply(s), apply(d)
+        return torch.stack(src).to(device), torch.stack(drv).to(device)

@@ -12,7 +12,15 @@ reconstruct (standard mode, with background motion). Metrics at the model's reso
   generated and on the real frame (:mod:`twinflow.animate.landmarks`), over the frames where the
   real, the generated and the source frame all show a face (``measured.akd_frames``; counts per
   kind in ``measured.faces_found``). Left out of ``values`` and the baseline, with a note in
-  ``measured.akd``, when there is no such frame (small, blurry faces at 64 px).
+  ``measured.akd``, when there is no such frame (small, blurry faces at 64 px);
+* ``mkr``: missing keypoint rate, over the frames where the real frame shows a face, the
+  fraction where the generated frame shows none (the face mesh's landmarks come all together,
+  so a face's keypoints are missing together).
+
+These are the reference's pose-evaluation metrics (L1, AKD, MKR) with twinflow's landmark
+detector (mediapipe's face mesh) in place of the reference's face-alignment and OpenPose
+detectors. Its fourth metric, AED (average euclidean distance of identity embeddings), needs a
+re-identification network whose weights cannot be had here: not measured.
 
 ``measured.l1_regions_only`` repeats the L1 with the background motion fixed to the identity (as
 when animating a photo), showing how much of the motion the regions themselves carry.
@@ -57,6 +65,11 @@ def reconstruct(
             pred = model.animate(src, src_regions, model.region_predictor(drv))
         out.append(to_uint8(pred))
     return np.concatenate(out)
+
+
+def missing_rate(found: list) -> float:
+    """The fraction of ``None`` (no face found) in ``found``."""
+    return float(np.mean([f is None for f in found]))
 
 
 def evaluate(model, clips, max_frames: int, device, landmarks: bool = True) -> dict:
@@ -110,6 +123,11 @@ def evaluate(model, clips, max_frames: int, device, landmarks: bool = True) -> d
             "copy_source": sum(x is not None for x in lm_copy),
         }
         measured["akd_frames"] = len(keep)
+        with_face = [i for i, r in enumerate(lm_real) if r is not None]
+        measured["mkr_frames"] = len(with_face)
+        if with_face:
+            values["mkr"] = missing_rate([lm_pred[i] for i in with_face])
+            base["mkr"] = missing_rate([lm_copy[i] for i in with_face])
         if keep:
             values["akd"], _ = average_keypoint_distance(
                 [lm_pred[i] for i in keep], [lm_real[i] for i in keep]
@@ -148,7 +166,9 @@ def run(args: argparse.Namespace) -> None:
         {
             "split": "test frames of the dataset (see its index.json); source = first frame",
             "how": "reconstruction at the model's resolution; l1 in [0,1] units; akd in pixels "
-            "between mediapipe face-mesh landmarks of generated and real frames",
+            "between mediapipe face-mesh landmarks of generated and real frames; mkr: fraction "
+            "of the frames with a real face where the generated frame has none",
+            "aed": "not measured: needs a re-identification network (no weights here)",
             "preset": model.cfg.name,
             "size": model.cfg.size,
         }

@@ -7,6 +7,7 @@ of the region's driving and source Gaussians; zero for the background), ``(K+1) 
 A 7x7 convolution gives K+1 weight maps (softmax over motions); the flow at each pixel is the
 weighted sum of the K+1 sparse motions there. A second 7x7 convolution gives the occlusion map
 (sigmoid): 1 where the warped source can be trusted, 0 where the generator must inpaint.
+The reference's ``PixelwiseFlowPredictor`` (with ``use_deformed_source=True``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from twinflow.animate.blocks import AntiAliasResize, Hourglass
 from twinflow.animate.geometry import axis_sign, coordinate_grid, inv2x2, region_gaussians, sample
 from twinflow.animate.presets import AnimateConfig
 
-FIXED_REGION_VARIANCE = 0.01  # heatmap variance when use_covar_heatmap is off
-
 
 def sparse_motions(
     source: dict[str, torch.Tensor],
@@ -32,8 +31,9 @@ def sparse_motions(
     revert_axis_swap: bool = True,
 ) -> torch.Tensor:
     """Backward motions ``(B, K+1, h, w, 2)``: for every driving-frame pixel ``z``, where to read
-    the source. Index 0 is the background (``bg`` maps driving to source coordinates, identity
-    when None); region ``k`` maps ``z`` to ``A_s,k inv(A_d,k) (z - mu_d,k) + mu_s,k``."""
+    the source. Index 0 is the background (``bg`` maps driving to source coordinates in
+    homogeneous coordinates, identity when None); region ``k`` maps ``z`` to
+    ``A_s,k inv(A_d,k) (z - mu_d,k) + mu_s,k``."""
     grid = coordinate_grid(h, w, device=source["shift"].device, dtype=source["shift"].dtype)
     relative = source["affine"] @ inv2x2(driving["affine"])  # B K 2 2
     if revert_axis_swap:
@@ -45,7 +45,9 @@ def sparse_motions(
     if bg is None:
         background = grid.expand(b, h, w, 2)
     else:
-        background = torch.einsum("bij,hwj->bhwi", bg[:, :2, :2], grid) + bg[:, None, None, :2, 2]
+        homogeneous = torch.cat([grid, torch.ones_like(grid[..., :1])], dim=-1)  # h w 3
+        mapped = torch.einsum("bij,hwj->bhwi", bg, homogeneous)
+        background = mapped[..., :2] / mapped[..., 2:3]
     return torch.cat([background[:, None], regions], dim=1)
 
 
@@ -70,12 +72,14 @@ class PixelwiseFlow(nn.Module):
             with torch.no_grad():
                 self.occlusion.bias.fill_(cfg.occlusion_bias)
         self.use_covar = cfg.use_covar_heatmap
+        self.region_var = float(cfg.region_var)
+        self.align_corners = cfg.align_corners
         self.revert_axis_swap = cfg.revert_axis_swap
 
     def heatmap_channels(self, source, driving, h: int, w: int) -> torch.Tensor:
         """``(B, K+1, 1, h, w)``: driving minus source region Gaussians, zeros for background."""
-        cov_d = driving["covar"] if self.use_covar else FIXED_REGION_VARIANCE
-        cov_s = source["covar"] if self.use_covar else FIXED_REGION_VARIANCE
+        cov_d = driving["covar"] if self.use_covar else self.region_var
+        cov_s = source["covar"] if self.use_covar else self.region_var
         diff = region_gaussians(driving["shift"], cov_d, h, w) - region_gaussians(
             source["shift"], cov_s, h, w
         )
@@ -87,7 +91,8 @@ class PixelwiseFlow(nn.Module):
         motions = sparse_motions(source, driving, bg, h, w, revert_axis_swap=self.revert_axis_swap)
         k1 = motions.shape[1]
         repeated = small.unsqueeze(1).expand(b, k1, c, h, w).reshape(b * k1, c, h, w)
-        deformed = sample(repeated, motions.reshape(b * k1, h, w, 2)).reshape(b, k1, c, h, w)
+        grid = motions.reshape(b * k1, h, w, 2)
+        deformed = sample(repeated, grid, align_corners=self.align_corners).reshape(b, k1, c, h, w)
         features = torch.cat([self.heatmap_channels(source, driving, h, w), deformed], dim=2)
         hidden = self.hourglass(features.reshape(b, k1 * (c + 1), h, w))
         weights = F.softmax(self.weights(hidden), dim=1)

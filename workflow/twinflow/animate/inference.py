@@ -46,11 +46,33 @@ def batched(frames: Iterable[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
 
 
 @torch.no_grad()
+def animate_tensors(
+    model: MRAA,
+    source: torch.Tensor,
+    driving: Iterable[torch.Tensor],
+    mode: str = "avd",
+    avd=None,
+) -> Iterator[torch.Tensor]:
+    """The animation itself, as the reference's demo (``make_animation``) does it: ``source``
+    ``(1, 3, H, W)`` in [0, 1] moved by each batch of driving frames ``(B, 3, H, W)``; yields the
+    generated batches. The first driving frame is the reference pose of ``relative`` mode."""
+    if mode not in MODES:
+        raise InputError(f"unknown animate mode '{mode}' (choose from {', '.join(MODES)})")
+    src_regions = model.region_predictor(source)
+    initial = None
+    for drv in driving:
+        regions = model.region_predictor(drv)
+        if initial is None:
+            initial = {k: v[:1] for k, v in regions.items()}
+        new = animation_regions(mode, src_regions, regions, initial, avd=avd)
+        yield model.animate(source, src_regions, new)
+
+
 def animate_frames(
     model: MRAA,
     source: np.ndarray,
     driving: Iterable[np.ndarray],
-    mode: str = "relative",
+    mode: str = "avd",
     avd=None,
     *,
     batch: int = 16,
@@ -60,19 +82,13 @@ def animate_frames(
     """Yield one uint8 RGB frame per driving frame: ``source`` (uint8 at the model size) moved
     as the driving frames move, in ``mode`` (:mod:`twinflow.animate.modes`); upscaled to
     ``out_size`` when given."""
-    if mode not in MODES:
-        raise InputError(f"unknown animate mode '{mode}' (choose from {', '.join(MODES)})")
     size = model.cfg.size
-    src = to_tensor(source, device)
-    src_regions = model.region_predictor(src)
-    initial = None
-    for chunk in batched(driving, batch):
-        drv = to_tensor(np.stack([square(f, size) for f in chunk]), device)
-        regions = model.region_predictor(drv)
-        if initial is None:
-            initial = {k: v[:1] for k, v in regions.items()}
-        new = animation_regions(mode, src_regions, regions, initial, avd=avd)
-        for rgb in to_uint8(model.animate(src, src_regions, new)):
+    chunks = (
+        to_tensor(np.stack([square(f, size) for f in chunk]), device)
+        for chunk in batched(driving, batch)
+    )
+    for out in animate_tensors(model, to_tensor(source, device), chunks, mode, avd):
+        for rgb in to_uint8(out):
             if out_size and out_size != size:
                 rgb = cv2.resize(rgb, (out_size, out_size), interpolation=cv2.INTER_CUBIC)
             yield rgb

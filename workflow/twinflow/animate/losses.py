@@ -89,7 +89,7 @@ def equivariance_losses(
         transform = RandomTransform(
             driving.shape[0], cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps, device=driving.device
         )
-    warped = region_predictor(transform.transform_frame(driving))
+    warped = region_predictor(transform.transform_frame(driving, cfg.align_corners))
     out = {}
     if cfg.equivariance_shift:
         back = transform.warp_coordinates(warped["shift"])

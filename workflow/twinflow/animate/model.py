@@ -1,6 +1,7 @@
 """The MRAA model (region predictor, background motion, generator) and its checkpoint files.
 
-``model.pt`` (written by :mod:`twinflow.animate.train`) holds the three modules' weights and, in
+``model.pt`` (written by :mod:`twinflow.animate.train`, or converted from a reference checkpoint by
+``python -m twinflow.convert mraa``) holds the three modules' weights and, in
 ``meta``, the full preset (``meta["preset"]``), so every later stage rebuilds the same network
 from the file alone. ``avd.pt`` holds the AVD network and the same ``meta["preset"]``.
 """
@@ -17,7 +18,7 @@ from torch import nn
 from twinflow.animate.avd import AVDNetwork
 from twinflow.animate.bg_motion import BackgroundMotion
 from twinflow.animate.generator import Generator
-from twinflow.animate.presets import AnimateConfig
+from twinflow.animate.presets import AnimateConfig, check_config
 from twinflow.animate.region_predictor import RegionPredictor
 from twinflow.presets import preset_dict
 from twinflow.train import load_checkpoint
@@ -65,11 +66,17 @@ def preset_meta(cfg: AnimateConfig, **extra) -> dict:
 
 
 def config_from_meta(meta: dict) -> AnimateConfig:
-    data = dict(meta["preset"])
+    """The preset stored in a checkpoint's ``meta``. Fields this version does not have (those of
+    older checkpoints: ``jitter``, ``lr_milestones``, ...) only shaped their training and are
+    dropped; fields it added take their defaults, except ``align_corners``: True, the convention
+    every checkpoint without the field was trained with."""
+    known = {f.name for f in dataclasses.fields(AnimateConfig)}
+    data = {k: v for k, v in dict(meta["preset"]).items() if k in known}
+    data.setdefault("align_corners", True)  # the convention before the field existed
     for f in dataclasses.fields(AnimateConfig):
         if isinstance(data.get(f.name), list):
             data[f.name] = tuple(data[f.name])
-    return AnimateConfig(**data)
+    return check_config(AnimateConfig(**data))
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> MRAA:
@@ -84,13 +91,17 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> MRAA:
 def load_avd(
     path: str | Path, cfg: AnimateConfig, device: torch.device | str = "cpu"
 ) -> AVDNetwork:
-    """The trained AVD network; its checkpoint must come from a model of the same preset."""
+    """The trained AVD network (built from its own checkpoint's preset); it must be for a model
+    with ``cfg``'s number of regions."""
     ckpt = load_checkpoint(path, expect={"pipeline": PIPELINE}, map_location=device)
-    if config_from_meta(ckpt["meta"]).num_regions != cfg.num_regions:
+    own = config_from_meta(ckpt["meta"])
+    if own.num_regions != cfg.num_regions:
         raise CheckpointError(
-            "AVD network was trained for another model; rerun train_avd", path=path
+            f"AVD network is for {own.num_regions} regions but the model has {cfg.num_regions}; "
+            "rerun train_avd (or convert the AVD network of the same checkpoint)",
+            path=path,
         )
-    avd = AVDNetwork(cfg)
+    avd = AVDNetwork(own)
     avd.load_state_dict(ckpt["modules"]["avd"])
     return avd.to(device).eval()
 

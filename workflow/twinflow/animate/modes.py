@@ -5,9 +5,12 @@
 * ``relative``: the source's regions moved by the driving video's motion since its first frame:
   ``shift = mu_s + scale * (mu_d - mu_d0)``, ``affine = A_d inv(A_d0) A_s``, where ``scale`` is
   the square root of the ratio of the areas of the convex hulls of source and first-driving region
-  centres (1 when fewer than 3 regions or they are collinear); a principal-axis sign flip since
-  the first frame is undone. Works when the first driving frame is in about the source's pose.
+  centres (1 when fewer than 3 regions or they are collinear, where the reference fails). As in
+  the reference, ``covar`` (which shapes the flow predictor's region Gaussians) stays the
+  driving frame's. Works when the first driving frame is in about the source's pose.
 * ``avd``: the AVD network's regions (shape from the source, pose from the driving frame).
+
+The reference's ``get_animation_region_params`` (``animate.py``), the function its demo uses.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 from scipy.spatial import ConvexHull, QhullError
 
-from twinflow.animate.geometry import axis_sign, inv2x2
+from twinflow.animate.geometry import inv2x2
 from twinflow.animate.presets import MODES
 
 __all__ = ["MODES", "animation_regions", "movement_scale"]
@@ -62,10 +65,8 @@ def animation_regions(
         }
         scale = movement_scale(source["shift"], initial["shift"]) if adapt_scale else 1.0
         shift = source["shift"] + scale * (driving["shift"] - initial["shift"])
-        change = driving["affine"] @ inv2x2(initial["affine"])
-        change = change * axis_sign(change)  # a PCA axis flip since the first frame is no motion
-        affine = change @ source["affine"]
-        return {"shift": shift, "affine": affine, "covar": affine @ affine.transpose(-1, -2)}
+        affine = driving["affine"] @ inv2x2(initial["affine"]) @ source["affine"]
+        return {"shift": shift, "affine": affine, "covar": driving["covar"]}
     if mode == "avd":
         if avd is None:
             raise ValueError("avd mode needs a trained AVD network")

@@ -33,8 +33,8 @@ class AnimateSettings:
 
     preset: AnimateConfig
     overrides: dict[str, Any]
-    steps: int
-    avd_steps: int
+    steps: int | None
+    avd_steps: int | None
     max_minutes: float | None
     save_every: int
     extra_videos: tuple[str, ...]
@@ -43,6 +43,9 @@ class AnimateSettings:
     eval_frames: int
     render_size: int | None
     mode: str
+    pretrained: str | None = None
+    pretrained_avd: str | None = None
+    finetune: bool = False
 
     @property
     def set_args(self) -> str:
@@ -58,8 +61,32 @@ class AnimateSettings:
         return f"--max-minutes {self.max_minutes}" if self.max_minutes else ""
 
     @property
+    def steps_arg(self) -> str:
+        """``--steps N``, or nothing for the preset's own schedule."""
+        return f"--steps {self.steps}" if self.steps else ""
+
+    @property
+    def avd_steps_arg(self) -> str:
+        return f"--steps {self.avd_steps}" if self.avd_steps else ""
+
+    def pretrained_arg(self, avd: bool = False) -> str:
+        """``--pretrained PATH [--finetune]`` for the training stage (``avd``: of the AVD
+        network), or nothing."""
+        path = self.pretrained_avd if avd else self.pretrained
+        if not path:
+            return ""
+        return f"--pretrained {shlex.quote(path)}" + (" --finetune" if self.finetune else "")
+
+    def pretrained_inputs(self, avd: bool = False) -> list[str]:
+        """The pretrained file as a rule input (a changed file retrains), or none."""
+        path = self.pretrained_avd if avd else self.pretrained
+        return [path] if path else []
+
+    @property
     def train_runtime(self) -> int:
         """Minutes a cluster scheduler should allow a training job."""
+        if self.pretrained and not self.finetune:
+            return 15
         if self.max_minutes:
             return int(self.max_minutes) + 15
         return 60 if self.preset.name == "tiny" else 3 * 24 * 60
@@ -73,20 +100,35 @@ def _per_preset(value: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _count(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _existing(section: dict, key: str) -> str | None:
+    path = section.get(key)
+    if path and not Path(path).is_file():
+        raise ValueError(
+            f"animate: {key} '{path}' not found (convert a reference checkpoint with "
+            "python -m twinflow.convert mraa CPK --config NAME --out model.pt --avd avd.pt)"
+        )
+    return str(path) if path else None
+
+
 def settings(config: dict) -> AnimateSettings:
-    """Resolve ``config["animate"]``; raises ValueError on an unknown preset, field or mode."""
+    """Resolve ``config["animate"]``; raises ValueError on an unknown preset, field or mode,
+    or a pretrained file that does not exist."""
     section = config.get("animate") or {}
     name = section.get("preset") or DEFAULT_FOR_GLOBAL.get(config.get("preset", "tiny"), "tiny")
     overrides = dict(section.get("overrides") or {})
     preset = get_preset(name, overrides)
-    mode = section.get("mode", "relative")
+    mode = section.get("mode", "avd")
     if mode not in MODES:
         raise ValueError(f"animate: mode '{mode}' is not one of {', '.join(MODES)}")
     return AnimateSettings(
         preset=preset,
         overrides=overrides,
-        steps=int(_per_preset(section.get("steps"), preset.name, preset.steps)),
-        avd_steps=int(_per_preset(section.get("avd_steps"), preset.name, preset.avd_steps)),
+        steps=_count(_per_preset(section.get("steps"), preset.name, preset.steps)),
+        avd_steps=_count(_per_preset(section.get("avd_steps"), preset.name, preset.avd_steps)),
         max_minutes=_per_preset(section.get("max_minutes"), preset.name, None),
         save_every=int(section.get("save_every", 100)),
         extra_videos=tuple(str(p) for p in list_videos(section.get("extra_videos"))),
@@ -95,6 +137,9 @@ def settings(config: dict) -> AnimateSettings:
         eval_frames=int(section.get("eval_frames") or preset.eval_frames),
         render_size=section.get("render_size"),
         mode=mode,
+        pretrained=_existing(section, "pretrained"),
+        pretrained_avd=_existing(section, "pretrained_avd"),
+        finetune=bool(section.get("finetune", False)),
     )
 
 

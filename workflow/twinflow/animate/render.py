@@ -1,13 +1,13 @@
 """Animate a twin's photo with a driving video (the render of an ``animate`` row of renders.tsv).
 
 ``python -m twinflow.animate.render --render ID --model model.pt [--avd avd.pt]
---source photo.png|video.mp4 --driving video.mp4 [--audio audio.wav] [--mode relative]
+--source photo.png|video.mp4 --driving video.mp4 [--audio audio.wav] [--mode avd]
 [--size 512] --out results/renders/ID.mp4``
 
 The output has the driving video's frame rate and frame count; ``--size`` is its side (default:
 the driving video's). With ``--audio`` that track is muxed in (cut or padded to the video).
-Modes: ``standard``, ``relative`` (default), ``avd`` (needs ``--avd``); see
-:mod:`twinflow.animate.modes`.
+Modes: ``standard``, ``relative``, ``avd`` (the default, as the reference's demo; needs
+``--avd``); see :mod:`twinflow.animate.modes`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="photo, or a video whose first frame is used")
     p.add_argument("--driving", required=True)
     p.add_argument("--audio", default=None)
-    p.add_argument("--mode", default="relative", choices=MODES)
+    p.add_argument("--mode", default="avd", choices=MODES)
     p.add_argument("--size", type=int, default=None, help="output side (default: driving's)")
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--x264-preset", default="veryfast")
@@ -53,7 +53,7 @@ def render(
     driving,
     out,
     *,
-    mode="relative",
+    mode="avd",
     avd_path=None,
     audio=None,
     size=None,
