@@ -2,7 +2,8 @@
 -> a twinflow meshhead warp (``python -m twinflow.convert fv2v CKPT --config vox-256-spade
 --out warp.pt``).
 
-``CKPT`` is a checkpoint saved by the reference's ``Logger.save_cpk`` (``*-checkpoint.pth.tar``:
+``CKPT`` (a file, or the name of a ``models/registry.yaml`` entry such as ``fv2v-vox256-spade``,
+checksum-verified) is a checkpoint saved by the reference's ``Logger.save_cpk`` (``*-checkpoint.pth.tar``:
 a dict with ``generator``, ``kp_detector``, ``he_estimator`` and, from training, ``discriminator``
 and optimiser states). ``--config`` names the reference configuration (``vox-256``:
 ``config/vox-256.yaml`` with the ``original`` generator; ``vox-256-spade``: the same YAML with
@@ -21,7 +22,9 @@ head crop and the mesh-to-expression mapping), after fine-tuning or without (``s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+from pathlib import Path
 
 from twinflow.convert import ConversionError, check_state_dict, load_reference, rename_keys
 
@@ -40,6 +43,23 @@ def build_parser(p: argparse.ArgumentParser) -> None:
         help=f"reference config: {', '.join(NAMED)} or a reference-format YAML file",
     )
     p.add_argument("--gen", choices=("auto", "original", "spade"), default="auto")
+    p.add_argument("--registry", default="models/registry.yaml")
+    p.add_argument(
+        "--size", type=int, default=0,
+        help="frame size the warp runs at (default: the config's, 256 for vox-256)",
+    )  # fmt: skip
+
+
+def source_path(source, registry) -> Path:
+    """``source`` itself, or the verified file of the registry entry of that name."""
+    path = Path(source)
+    if path.exists() or "/" in str(source):
+        return path
+    from twinflow.models import load_registry, resolve
+
+    if Path(registry).is_file() and str(source) in load_registry(registry):
+        return resolve(str(source), registry)
+    return path
 
 
 def detect_generator(state: dict) -> str:
@@ -49,9 +69,11 @@ def detect_generator(state: dict) -> str:
 def convert(args: argparse.Namespace) -> None:
     from twinflow.meshhead.fv2v.config import load_config
     from twinflow.meshhead.fv2v.model import build_discriminator, build_networks
+    from twinflow.meshhead.presets import check_warp
     from twinflow.presets import preset_dict
     from twinflow.train import save_checkpoint
 
+    args.source = source_path(args.source, getattr(args, "registry", "models/registry.yaml"))
     data = load_reference(args.source)
     if not isinstance(data, dict):
         raise ConversionError("is not a face-vid2vid checkpoint (not a dict)", path=args.source)
@@ -71,6 +93,8 @@ def convert(args: argparse.Namespace) -> None:
         )
     try:
         cfg = load_config(args.config, generator)
+        if getattr(args, "size", 0):
+            cfg = check_warp(dataclasses.replace(cfg, size=int(args.size)))
     except ValueError as err:
         raise ConversionError(str(err), path=args.source) from None
     nets = build_networks(cfg)
@@ -92,8 +116,12 @@ def convert(args: argparse.Namespace) -> None:
             "meta": {
                 "stage": "meshhead.warp",
                 "config": preset_dict(cfg),
-                "converted_from": {"kind": "fv2v", "source": str(args.source),
-                                   "config": str(args.config), "epoch": epoch},  # fmt: skip
+                "converted_from": {
+                    "kind": "fv2v",
+                    "source": str(args.source),
+                    "config": str(args.config),
+                    "epoch": epoch,
+                },  # fmt: skip
                 "twin": None,
             },
             "steps": 0,

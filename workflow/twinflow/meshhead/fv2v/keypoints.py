@@ -149,4 +149,3 @@ def _bottlenecks(prefix: str, features: int, n: int) -> nn.Sequential:
     for i in range(n):
         seq.add_module(f"{prefix}{i}", ResBottleneck(features, stride=1))
     return seq
-

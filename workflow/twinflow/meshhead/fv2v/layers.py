@@ -39,7 +39,9 @@ def coordinate_grid_3d(d: int, h: int, w: int, like: torch.Tensor) -> torch.Tens
     )
 
 
-def gaussian_heatmaps(kp: torch.Tensor, size: tuple[int, int, int], variance: float) -> torch.Tensor:
+def gaussian_heatmaps(
+    kp: torch.Tensor, size: tuple[int, int, int], variance: float
+) -> torch.Tensor:
     """Unnormalised Gaussians ``(B, K, d, h, w)`` around 3-D keypoints ``kp (B, K, 3)``."""
     grid = coordinate_grid_3d(*size, kp)
     diff = grid[None, None] - kp[:, :, None, None, None, :]
@@ -239,9 +241,7 @@ class KPHourglass(nn.Module):
         self.conv = nn.Conv2d(w[num_blocks], reshape_features, kernel_size=1)
         self.up_blocks = nn.Sequential()
         for i in range(num_blocks):
-            self.up_blocks.add_module(
-                f"up{i}", UpBlock3d(w[num_blocks - i], w[num_blocks - i - 1])
-            )
+            self.up_blocks.add_module(f"up{i}", UpBlock3d(w[num_blocks - i], w[num_blocks - i - 1]))
         self.reshape_depth = reshape_depth
         self.out_filters = w[0]
 

@@ -186,7 +186,9 @@ class GeneratorLoss(nn.Module):
             value = sum((p - t).abs().mean() for p, t in zip(pred, target, strict=True))
             losses["headpose"] = cfg.w_headpose * value
         if cfg.w_expression:
-            losses["expression"] = cfg.w_expression * torch.norm(he_driving["exp"], p=1, dim=-1).mean()
+            losses["expression"] = (
+                cfg.w_expression * torch.norm(he_driving["exp"], p=1, dim=-1).mean()
+            )
         if cfg.mouth_weight and batch.get("mouth_box") is not None:
             losses["mouth"] = cfg.mouth_weight * box_l1(
                 generated["prediction"], batch["driving"], batch["mouth_box"]

@@ -37,7 +37,9 @@ def rotation_matrix(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) 
     def mat(*rows):
         return torch.stack(rows, dim=1).view(-1, 3, 3)
 
-    pitch_mat = mat(one, zero, zero, zero, pitch.cos(), -pitch.sin(), zero, pitch.sin(), pitch.cos())
+    pitch_mat = mat(
+        one, zero, zero, zero, pitch.cos(), -pitch.sin(), zero, pitch.sin(), pitch.cos()
+    )
     yaw_mat = mat(yaw.cos(), zero, yaw.sin(), zero, one, zero, -yaw.sin(), zero, yaw.cos())
     roll_mat = mat(roll.cos(), -roll.sin(), zero, roll.sin(), roll.cos(), zero, zero, zero, one)
     return torch.einsum("bij,bjk,bkm->bim", pitch_mat, yaw_mat, roll_mat)
@@ -107,7 +109,9 @@ def normalize_kp(
 ) -> dict[str, torch.Tensor]:
     """The reference's relative motion: ``kp_s + scale * (kp_d - kp_d0)`` (and the jacobian's
     relative change) when ``use_relative_movement``, else ``kp_driving`` unchanged."""
-    scale = hull_scale(kp_source["value"], kp_driving_initial["value"]) if adapt_movement_scale else 1
+    scale = (
+        hull_scale(kp_source["value"], kp_driving_initial["value"]) if adapt_movement_scale else 1
+    )
     out = dict(kp_driving)
     if use_relative_movement:
         out["value"] = (kp_driving["value"] - kp_driving_initial["value"]) * scale + kp_source[
