@@ -1,5 +1,6 @@
 """Meshhead model parts: PPE, biased causal mask, alignment mask, cached and windowed decoding,
-the warp generator, the motion basis and the config plan (fast, no media)."""
+the motion basis and the config plan (fast, no media; the warp: test_meshhead_fv2v.py,
+test_meshhead_driving.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,8 @@ from twinflow.meshhead.audio2mesh import (
     generate,
     periodic_encoding,
 )
-from twinflow.meshhead.presets import audio2mesh_preset, warp_preset
+from twinflow.meshhead.presets import audio2mesh_preset
 from twinflow.meshhead.topology import Crop, align_to_template, umeyama
-from twinflow.meshhead.warp import WarpGenerator, similarity_2d
 
 torch.set_num_threads(1)
 
@@ -138,35 +138,6 @@ def test_logmel_has_two_frames_per_motion_frame():
     feats = logmel(wave, sr, fps, 40)
     assert n_motion_frames(len(wave), sr, fps) == 62
     assert feats.shape == (124, 40) and np.isfinite(feats).all()
-
-
-def test_warp_generator_shapes_and_identity_at_start():
-    cfg = warp_preset("tiny")
-    k = 12
-    model = WarpGenerator(k, cfg).eval()
-    src = torch.rand(2, 3, cfg.size, cfg.size)
-    kp = torch.rand(2, k, 2) * 1.2 - 0.6
-    with torch.no_grad():
-        out = model(src, kp, kp)
-        moved = model(src, kp, kp + torch.tensor([0.25, 0.0]))
-    m = int(round(cfg.size * cfg.motion_scale))
-    assert out["pred"].shape == src.shape
-    assert out["flow"].shape == (2, m, m, 2) and out["occlusion"].shape == (2, 1, m, m)
-    assert ((out["occlusion"] >= 0) & (out["occlusion"] <= 1)).all()
-    assert torch.allclose(out["pred"], src, atol=1e-5)  # no motion: the source itself
-    # driving keypoints moved right: the image content moves right (samples come from the left)
-    assert (moved["flow"][..., 0] < out["flow"][..., 0] - 0.2).float().mean() > 0.5
-
-
-def test_similarity_2d_fits_rotation_scale_shift():
-    src = torch.rand(1, 20, 2)
-    ang = torch.tensor(0.3)
-    rot = torch.stack([torch.stack([ang.cos(), -ang.sin()]), torch.stack([ang.sin(), ang.cos()])])
-    dst = 1.5 * src @ rot.T + torch.tensor([0.1, -0.2])
-    mat, off = similarity_2d(src, dst)
-    assert torch.allclose(mat[0], 1.5 * rot, atol=1e-5) and torch.allclose(
-        off[0], torch.tensor([0.1, -0.2]), atol=1e-5
-    )
 
 
 def test_crop_maps_pixels_to_unit_coordinates():

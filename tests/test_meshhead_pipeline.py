@@ -38,7 +38,7 @@ A2M = [
     "--set",
     "lr=1e-3",
 ]
-WARP = ["--preset", "tiny", "--set", "channels=8", "--set", "motion_channels=8", "--set", "batch=2"]
+WARP = ["--preset", "tiny", "--set", "batch=2"]
 
 
 def stage(name: str, *args, log: Path | None = None, check: bool = True):
@@ -115,8 +115,8 @@ def models(twin) -> dict[str, Path]:
         m / "train_audio2mesh.log",
     )
     stage(
-        "train_warp", "--twin", "d12", "--frames", twin["frames"], *WARP, "--steps", "6",
-        "--save-every", "3", "--out", m / "warp.pt", log=m / "train_warp.log",
+        "train_warp", "--twin", "d12", "--frames", twin["frames"], "--dataset", twin["dataset"],
+        *WARP, "--steps", "6", "--save-every", "3", "--out", m / "warp.pt", log=m / "train_warp.log",
     )  # fmt: skip
     return {"audio2mesh": m / "audio2mesh.pt", "warp": m / "warp.pt", "a2m_log": a2m_log}
 
@@ -128,9 +128,9 @@ def test_warp_training_is_reproducible_from_its_seed(twin, tmp_path):
     weights = []
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         out = tmp_path / f"{name}.pt"
-        stage("train_warp", "--twin", "d12", "--frames", twin["frames"], *WARP, "--steps", "1",
-              "--seed", seed, "--out", out)  # fmt: skip
-        weights.append(torch.load(out, weights_only=False)["modules"]["model"])
+        stage("train_warp", "--twin", "d12", "--frames", twin["frames"], "--dataset",
+              twin["dataset"], *WARP, "--steps", "1", "--seed", seed, "--out", out)  # fmt: skip
+        weights.append(torch.load(out, weights_only=False)["modules"]["generator"])
     a, b, c = weights
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -238,11 +238,18 @@ def test_evaluate_writes_metrics_with_baselines(twin, models, tmp_path):
     assert data["baselines"]["static"]["video_psnr"] > 10
     assert data["measured"]["test_frames"] == round(0.2 * len(load_npz(twin["dataset"])["disp"]))
     assert "audio2mesh" in data["measured"] and "warp" in data["measured"]
+    warp = data["measured"]["warp"]  # mesh-driven vs the reference's estimator-driven reenactment
+    video_keys = {"video_mouth_lmd_px", "video_psnr", "video_ssim"}
+    assert set(warp["values"]) == video_keys
+    assert set(warp["baselines"]) == {"estimator_driven", "copy_source"}
+    assert set(warp["baselines"]["estimator_driven"]) == video_keys
+    assert warp["driver_fit"]["exp"] >= 0 and warp["generator"] == "original"
 
 
 def test_photo_source_and_other_pose_tracks(twin, models, tmp_path):
     """source=photo (with the perception stage's photo_face.npz format), pose=video (a driving
-    video's head pose) and pose=neutral render a short clip of the right length."""
+    video's head pose), pose=neutral, the reference's relative modes with adapt_scale and
+    free-view offsets render a short clip of the right length."""
     from twinflow.cli import stage_main
     from twinflow.media.image import save_image
     from twinflow.media.video import read_frames
@@ -263,6 +270,8 @@ def test_photo_source_and_other_pose_tracks(twin, models, tmp_path):
         "photo_video": ["--source", "photo", "--photo", photo, "--photo-face", photo_face,
                         "--pose", "video", "--drive-pose", twin["head_pose"]],
         "frame_neutral": ["--source-frame", "3", "--pose", "neutral", "--size", "96"],
+        "best_free_view": ["--relative", "best", "--adapt-scale", "--yaw", "20", "--roll", "-5"],
+        "absolute": ["--relative", "off"],
     }  # fmt: skip
     for name, extra in cases.items():
         out = tmp_path / f"{name}.mp4"
@@ -271,3 +280,47 @@ def test_photo_source_and_other_pose_tracks(twin, models, tmp_path):
         info = probe_video(out)
         assert info.n_frames == 50
         assert info.width == (96 if name == "frame_neutral" else 64)
+
+
+def test_a_converted_reference_checkpoint_drives_the_twin(twin, tmp_path):
+    """meshhead.warp_pretrained: a reference checkpoint converted with ``twinflow.convert fv2v``
+    is fitted to the twin without training (steps 0: the networks stay as converted) and
+    renders a mesh-driven clip."""
+    import torch
+
+    from tests.fixtures.meshhead.fv2v.recipe import materialize
+    from twinflow.convert.__main__ import main as convert_main
+    from twinflow.meshhead.common import save_npz
+
+    fixtures = REPO / "tests" / "fixtures" / "meshhead" / "fv2v"
+    weights = torch.load(fixtures / "weights.pt", weights_only=False)
+    source, converted = tmp_path / "ref-checkpoint.pth.tar", tmp_path / "converted.pt"
+    torch.save(materialize(weights, "original"), source)
+    args = [
+        "fv2v",
+        source,
+        "--config",
+        fixtures / "original.yaml",
+        "--size",
+        "64",
+        "--out",
+        converted,
+    ]
+    assert convert_main([str(a) for a in args]) == 0
+    warp = tmp_path / "warp.pt"
+    stage("train_warp", "--twin", "d12", "--frames", twin["frames"], "--dataset", twin["dataset"],
+          "--preset", "tiny", "--pretrained", converted, "--steps", "0", "--out", warp,
+          log=tmp_path / "train.log")  # fmt: skip
+    fitted = torch.load(warp, weights_only=False)
+    ref_gen = torch.load(converted, weights_only=False)["modules"]["generator"]
+    assert all(torch.equal(v, fitted["modules"]["generator"][k]) for k, v in ref_gen.items())
+    assert fitted["meta"]["converted_from"]["kind"] == "fv2v" and "driver" in fitted["extra"]
+    data = load_npz(twin["dataset"])
+    mesh = tmp_path / "mesh.npz"
+    disp = data["disp"][-30:]
+    save_npz(mesh, disp=disp, vertices=data["template"] + disp, fps=np.array(25.0))
+    out = tmp_path / "frames.mp4"
+    stage("render", "--render", "r", "--warp", warp, "--mesh", mesh, "--dataset", twin["dataset"],
+          "--frames", twin["frames"], "--out", out, log=tmp_path / "render.log")  # fmt: skip
+    info = probe_video(out)
+    assert info.n_frames == 30 and info.width == 64

@@ -106,7 +106,7 @@ rule meshhead_train_audio2mesh:
 
 rule meshhead_train_warp:
     input:
-        frames="results/{twin}/meshhead/frames.npz",
+        unpack(lambda w: meshhead_plan.train_warp_inputs(w.twin, MESHHEAD)),
     output:
         model="results/{twin}/meshhead/warp.pt",
     log:
@@ -127,9 +127,13 @@ rule meshhead_train_warp:
         max_minutes=MESHHEAD.max_minutes_arg,
         save_every=MESHHEAD.save_every,
         registry=config["models"]["registry"],
+        pretrained=lambda w, input: (
+            f"--pretrained {input.pretrained}" if "pretrained" in input.keys() else ""
+        ),
     shell:
         "python -m twinflow.meshhead.train_warp --twin {wildcards.twin}"
-        " --frames {input.frames} --preset {params.preset} {params.overrides}"
+        " --frames {input.frames} --dataset {input.dataset} {params.pretrained}"
+        " --preset {params.preset} {params.overrides}"
         " --steps {params.steps} {params.max_minutes} --save-every {params.save_every}"
         " --threads {threads} --registry {params.registry} --out {output.model} > {log} 2>&1"
 

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     times["train_warp_s"] = _run(
         warp,
-        ["--twin", twin, "--frames", m / "frames.npz", *common, "--steps", args.warp_steps,
-         "--out", m / "warp.pt"],
+        ["--twin", twin, "--frames", m / "frames.npz", "--dataset", m / "dataset.npz", *common,
+         "--steps", args.warp_steps, "--out", m / "warp.pt"],
     )  # fmt: skip
     times["evaluate_s"] = _run(
         evaluate,
@@ -120,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:28s} {x['mesh_mouth_lmd_mm']:14.3f} {x['video_mouth_lmd_px']:15.3f}"
             f" {x['video_psnr']:7.2f} {x['video_ssim']:6.3f}"
         )
+    warp_metrics = metrics["measured"].get("warp", {})
+    for name, x in (
+        ("warp mesh-driven (tracked)", warp_metrics.get("values")),
+        ("warp estimator-driven", warp_metrics.get("baselines", {}).get("estimator_driven")),
+    ):
+        if x:
+            print(f"{name:28s} {'':14s} {x['video_mouth_lmd_px']:15.3f} {x['video_psnr']:7.2f}"
+                  f" {x['video_ssim']:6.3f}")  # fmt: skip
     print("checks:", ", ".join(f"{k}={'PASS' if ok else 'FAIL'}" for k, ok in checks.items()))
     print("times:", json.dumps(times, default=lambda x: round(x, 1)))
     return 0 if all(checks.values()) else 1

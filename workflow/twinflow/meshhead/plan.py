@@ -4,7 +4,9 @@ checked, and the inputs of each twin's and render's jobs. No torch import.
 Render options (``config/renders.tsv``, column ``options``) of a meshhead row:
 ``pose=twin|neutral|video`` (head motion; ``video`` needs the row's ``driving_video``),
 ``source=frame|photo`` (``photo`` needs the twin's photo), ``source_frame=N``,
-``speaker=NAME`` (style of a multi-speaker FLAME model).
+``speaker=NAME`` (style of a multi-speaker FLAME model); face-vid2vid's inference options
+``relative=source|first|best|off`` (``best``: the reference's ``find_best_frame``),
+``adapt_scale=true|false``, free-view offsets ``yaw=``, ``pitch=``, ``roll=`` (degrees).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from twinflow.meshhead.presets import (
 )
 from twinflow.meshhead.topology import FLAME, MEDIAPIPE, TOPOLOGIES
 
-OPTIONS = ("pose", "source", "source_frame", "speaker")
+OPTIONS = (
+    "pose", "source", "source_frame", "speaker", "relative", "adapt_scale", "yaw", "pitch", "roll",
+)  # fmt: skip
+RELATIVE = ("source", "first", "best", "off")  # twinflow.meshhead.driving.RELATIVE
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class MeshheadSettings:
     finetune: bool = False
     flame_split: str = "time"
     flame_motion_fps: float | None = None
+    warp_pretrained: str | None = None
 
     def dataset_fps(self, video_fps: float) -> float:
         """Frame rate of the mesh dataset: the video's, or ``flame.motion_fps`` (FLAME)."""
@@ -149,7 +155,7 @@ def settings(config: dict) -> MeshheadSettings:
         flame_fps=float(flame.get("fps") or 60),
         flame_style=flame.get("style"),
         audio2mesh_steps=int(steps.get("audio2mesh") or a2m.steps),
-        warp_steps=int(steps.get("warp") or warp.steps),
+        warp_steps=int(warp.steps if steps.get("warp") is None else steps["warp"]),
         max_minutes=_per_preset(section.get("max_minutes"), name, None),
         save_every=int(section.get("save_every") or 100),
         test_fraction=float(section.get("test_fraction", 0.2)),
@@ -162,6 +168,7 @@ def settings(config: dict) -> MeshheadSettings:
         finetune=bool(section.get("finetune")),
         flame_split=flame.get("split") or "time",
         flame_motion_fps=flame.get("motion_fps"),
+        warp_pretrained=section.get("warp_pretrained"),
     )
 
 
@@ -178,7 +185,20 @@ def render_options(render, s: MeshheadSettings) -> dict[str, Any]:
         "source": opts.get("source", s.source),
         "source_frame": int(opts["source_frame"]) if opts.get("source_frame") else s.source_frame,
         "speaker": opts.get("speaker") or s.flame_style,
+        "relative": opts.get("relative", "source"),
+        "adapt_scale": _flag(opts.get("adapt_scale", False), render.render_id, "adapt_scale"),
     }
+    for angle in ("yaw", "pitch", "roll"):
+        try:
+            out[angle] = float(opts.get(angle, 0.0))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"render '{render.render_id}': {angle}='{opts[angle]}' is not a number of degrees"
+            ) from None
+    if out["relative"] not in RELATIVE:
+        raise ValueError(
+            f"render '{render.render_id}': relative '{out['relative']}' is not one of {RELATIVE}"
+        )
     if out["pose"] not in POSES:
         raise ValueError(f"render '{render.render_id}': pose '{out['pose']}' is not one of {POSES}")
     if out["source"] not in SOURCES:
@@ -188,6 +208,15 @@ def render_options(render, s: MeshheadSettings) -> dict[str, Any]:
     if out["pose"] == "video" and not render.driving_video:
         raise ValueError(f"render '{render.render_id}': pose=video needs a driving_video")
     return out
+
+
+def _flag(value: Any, render_id: str, name: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"render '{render_id}': {name}='{value}' is not true or false")
 
 
 def check_renders(renders: dict, twins: dict, s: MeshheadSettings) -> None:
@@ -279,7 +308,20 @@ def render_args(render, inputs, s: MeshheadSettings) -> str:
         args.append(f"--drive-pose {inputs.drive_pose}")
     if s.render_size:
         args.append(f"--size {int(s.render_size)}")
+    args.append(f"--relative {opts['relative']}")
+    if opts["adapt_scale"]:
+        args.append("--adapt-scale")
+    args += [f"--{a} {opts[a]:g}" for a in ("yaw", "pitch", "roll") if opts[a]]
     return " ".join(args)
+
+
+def train_warp_inputs(twin: str, s: MeshheadSettings) -> dict[str, str]:
+    """Inputs of a twin's warp training (``pretrained``: ``meshhead.warp_pretrained``)."""
+    m = f"results/{twin}/meshhead"
+    out = {"frames": f"{m}/frames.npz", "dataset": f"{m}/dataset.npz"}
+    if s.warp_pretrained:
+        out["pretrained"] = s.warp_pretrained
+    return out
 
 
 def mux_video(render, s: MeshheadSettings) -> str:

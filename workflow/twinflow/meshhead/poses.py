@@ -24,7 +24,14 @@ from scipy.spatial.transform import Rotation
 
 from twinflow.errors import InputError
 from twinflow.meshhead.presets import POSES, SOURCES  # noqa: F401  (re-exported)
-from twinflow.meshhead.topology import N_MESH, Crop, crop_frame, head_crop, warp_points
+from twinflow.meshhead.topology import (
+    N_MESH,
+    Crop,
+    align_to_template,
+    crop_frame,
+    head_crop,
+    warp_points,
+)
 from twinflow.perception.landmarks import RIGID
 
 
@@ -87,6 +94,8 @@ class Source:
     k: np.ndarray
     crop: Crop
     index: int | None = None  # frame index when the source is a video frame
+    disp: np.ndarray | None = None  # (468, 3) its pose-free mesh minus the template, metres
+    landmarks: np.ndarray | None = None  # (468, 2) its face-mesh points, pixels of the video
 
 
 def frame_source(frames: dict, dataset: dict, index: int | None = None) -> Source:
@@ -102,6 +111,8 @@ def frame_source(frames: dict, dataset: dict, index: int | None = None) -> Sourc
         k=dataset["K"].astype(np.float64),
         crop=Crop(float(x0), float(y0), float(side)),
         index=i,
+        disp=dataset["disp"][i],
+        landmarks=dataset["landmarks2d"][i],
     )
 
 
@@ -135,6 +146,7 @@ def photo_source(
     if not ok:
         raise InputError("could not solve the photo's head pose")
     idx = warp_points(kind)
+    aligned, _ = align_to_template(landmarks[None, :N_MESH], tpl.astype(np.float32), rigid)
     return Source(
         image=crop_frame(photo, crop, size),
         kp=crop.to_unit(landmarks[idx, :2]),
@@ -142,4 +154,6 @@ def photo_source(
         trans=tvec[:, 0],
         k=k,
         crop=crop,
+        disp=aligned[0] - dataset["template"],
+        landmarks=landmarks[:N_MESH, :2].astype(np.float32),
     )

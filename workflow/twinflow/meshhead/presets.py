@@ -25,12 +25,17 @@ encoder/decoder, six bottleneck residual blocks, perceptual loss). Deliberate di
   ``pca_components`` > 0); off: vertex offsets in metres, as FaceFormer.
 * Decoding runs in windows of ``window`` frames that carry ``history`` previous outputs as a
   teacher-forced prefix, so any length of audio works (FaceFormer stops at 600 frames).
-* The head warp is 2-D (face-vid2vid warps a 3-D feature volume with 3-D keypoints it learns);
-  its keypoints are face-mesh points re-posed with a head-pose track, not learned ones.
-* The default image loss needs no pretrained network: multi-scale L1 (full, 1/2, 1/4 size)
-  plus ``ssim_weight x (1 - SSIM)`` (11 px Gaussian window) plus a mouth-weighted L1, in both
-  presets; ``perceptual="vgg19"`` (an override) adds face-vid2vid's VGG-19 loss with
-  user-supplied weights (``models/registry.yaml: vgg19``).
+* The head warp is face-vid2vid as re-implemented by zhanglonghao1992 (commit 9511d25; the only
+  release with weights): ``paper`` is its ``vox-256`` configuration with the ``spade`` generator
+  (the released "Vox-256-New" model), ``tiny`` the same code at small widths and 64 px, with
+  the ``original`` generator (the SPADE decoder at 64 px costs 2.5x the whole tiny step) and a
+  feature volume of depth 2 (the dense motion's 7x7x7 mask convolution dominates the cost). The
+  reference fixes some widths in code (head-pose estimator 256..2048, SPADE decoder 256/64/128);
+  here they are fields (``he_widths``, ``spade_out_channels``, ``spade_hidden``) whose ``paper``
+  values are the reference's. Its losses need VGG-19 and Hopenet weights, which cannot ship:
+  ``perceptual="vgg19"`` / ``headpose="hopenet"`` use the user's (``models/registry.yaml``);
+  the fallbacks are named options: ``perceptual="l1"`` (an L1 pyramid on the same scales and
+  weights) and ``headpose="tracked"`` (the twin's tracked head pose as the target).
 * Training counts ``steps``; ``steps`` of ``paper`` is a GPU budget, not a number from a paper.
 
 Audio-to-mesh presets ``vocaset`` and ``biwi`` ARE FaceFormer (github:EvelynFan/FaceFormer): a
@@ -130,36 +135,87 @@ class Audio2MeshConfig:
 
 @dataclass(frozen=True)
 class WarpConfig:
-    """face-vid2vid-style one-shot warp generator.
+    """face-vid2vid (:mod:`twinflow.meshhead.fv2v`): networks, training, the twin's head crop.
 
-    ``size``: frame side in pixels; ``crop_scale`` / ``crop_shift``: the twin's fixed head crop
-    (side = scale x face-mesh extent, centre moved up by shift x side). ``keypoints``: ``"subset"``
-    (the face-mesh points of :data:`twinflow.meshhead.topology.WARP_POINTS`) or ``"ibug68"``.
-    ``kp_sigma``: keypoint Gaussian width (image fraction). Dense motion at ``motion_scale`` of the
-    frame with a U-Net of ``motion_channels`` (``motion_depth`` levels); generator ``channels``
-    doubling per downsampling (2 levels) up to ``max_channels``, ``n_res`` bottleneck blocks.
-    Loss: multi-scale L1 + ``ssim_weight`` (1 - SSIM) + ``mouth_weight`` L1 inside the mouth box;
-    ``perceptual`` ``"none"`` or ``"vgg19"`` (weight ``perceptual_weight``).
+    Frames: ``size`` px; ``crop_scale`` / ``crop_shift``: the twin's fixed head crop (side =
+    scale x face-mesh extent, centre moved up by shift x side); ``keypoints``: the face-mesh
+    points kept in ``frames.npz`` (``"subset"`` or ``"ibug68"``: mouth boxes, best frame).
+
+    Networks (the reference's YAML ``model_params`` names, prefixed per network):
+    ``generator`` ``"spade"`` or ``"original"``; ``num_kp`` keypoints; ``feature_channel`` x
+    ``reshape_depth`` = ``max_features``: the 3-D feature volume; ``estimate_jacobian``.
+    Keypoint detector ``kp_*`` (``kp_scale_factor``: input downscaling, ``kp_reshape_depth``:
+    depth of its volume, ``kp_temperature`` of the soft-argmax). Head-pose / expression estimator
+    ``he_block_expansion`` and ``he_widths`` (the reference's fixed 256, 512, 1024, 2048).
+    Generator ``block_expansion``, ``max_features``, ``num_down_blocks``, ``num_resblocks``,
+    ``estimate_occlusion_map``; SPADE decoder ``spade_out_channels``, ``spade_hidden``; dense
+    motion ``dm_*`` (``dm_compress``: channels of the compressed volume). Discriminator
+    ``disc_*`` (``disc_scales`` of the image pyramid it sees, spectral norm ``disc_sn``).
+
+    Training (the reference's ``train_params``): ``steps``, ``batch``, ``lr`` (all four Adam
+    optimisers, betas 0.5, 0.999), decayed x0.1 at ``lr_milestone`` x steps; ``gan_mode``
+    ``"hinge"`` or ``"ls"``; pyramid ``scales``; weights ``w_*`` (``w_perceptual`` per VGG layer,
+    ``w_feature_matching`` per discriminator block); equivariance transform ``sigma_affine``,
+    ``sigma_tps``, ``points_tps``. ``perceptual``: ``"vgg19"`` (user-supplied weights) or the
+    fallback ``"l1"``; ``headpose``: ``"hopenet"`` (user-supplied), ``"tracked"`` (fallback:
+    the tracked head pose) or ``"none"``. ``mouth_weight``: twinflow's extra L1 inside the
+    driving mouth box (0 = the reference's losses only).
     """
 
     size: int = 64
     crop_scale: float = 1.5
     crop_shift: float = 0.08
     keypoints: str = "subset"
-    kp_sigma: float = 0.04
-    motion_scale: float = 0.5
-    motion_channels: int = 32
-    motion_depth: int = 3
-    channels: int = 16
-    max_channels: int = 128
-    n_res: int = 2
+    generator: str = "original"
+    num_kp: int = 15
+    feature_channel: int = 8
+    estimate_jacobian: bool = False
+    kp_block_expansion: int = 8
+    kp_max_features: int = 64
+    kp_num_blocks: int = 3
+    kp_scale_factor: float = 0.5
+    kp_reshape_depth: int = 2
+    kp_temperature: float = 0.1
+    he_block_expansion: int = 16
+    he_widths: tuple[int, int, int, int] = (32, 64, 128, 256)
+    block_expansion: int = 16
+    max_features: int = 16
+    num_down_blocks: int = 2
+    reshape_depth: int = 2
+    num_resblocks: int = 1
+    estimate_occlusion_map: bool = True
+    spade_out_channels: int = 16
+    spade_hidden: int = 16
+    dm_block_expansion: int = 8
+    dm_max_features: int = 64
+    dm_num_blocks: int = 3
+    dm_compress: int = 1
+    disc_scales: tuple[float, ...] = (1,)
+    disc_block_expansion: int = 16
+    disc_max_features: int = 64
+    disc_num_blocks: int = 4
+    disc_sn: bool = True
     steps: int = 400
-    batch: int = 8
-    lr: float = 5e-4
-    ssim_weight: float = 0.5
-    mouth_weight: float = 2.0
-    perceptual: str = "none"
-    perceptual_weight: float = 1.0
+    batch: int = 4
+    lr: float = 2e-4
+    lr_milestone: float = 0.6
+    gan_mode: str = "hinge"
+    scales: tuple[float, ...] = (1, 0.5, 0.25, 0.125)
+    w_generator_gan: float = 1.0
+    w_discriminator_gan: float = 1.0
+    w_feature_matching: tuple[float, ...] = (10, 10, 10, 10)
+    w_perceptual: tuple[float, ...] = (10, 10, 10, 10, 10)
+    w_equivariance_value: float = 10.0
+    w_equivariance_jacobian: float = 0.0
+    w_keypoint: float = 10.0
+    w_headpose: float = 20.0
+    w_expression: float = 5.0
+    sigma_affine: float = 0.05
+    sigma_tps: float = 0.005
+    points_tps: int = 5
+    perceptual: str = "l1"
+    headpose: str = "tracked"
+    mouth_weight: float = 0.0
 
 
 def _faceformer(**fields) -> Audio2MeshConfig:
@@ -203,24 +259,19 @@ AUDIO2MESH_PRESETS = {
 }
 AUDIO2MESH_PRESETS["paper"] = AUDIO2MESH_PRESETS["biwi"]
 
-WARP_PRESETS = {
-    "tiny": WarpConfig(),
-    "paper": WarpConfig(
-        size=256,
-        crop_scale=1.7,
-        kp_sigma=0.03,
-        motion_scale=0.25,
-        motion_channels=64,
-        motion_depth=5,
-        channels=64,
-        max_channels=512,
-        n_res=6,
-        steps=200_000,
-        batch=16,
-        lr=2e-4,
-        perceptual_weight=10.0,
-    ),
-}
+# vox-256.yaml (model_params, train_params) with demo.py's default generator, spade
+VOX256 = dict(
+    size=256, crop_scale=1.7, generator="spade", num_kp=15, feature_channel=32,
+    estimate_jacobian=False, kp_block_expansion=32, kp_max_features=1024, kp_num_blocks=5,
+    kp_scale_factor=0.25, kp_reshape_depth=16, kp_temperature=0.1, he_block_expansion=64,
+    he_widths=(256, 512, 1024, 2048), block_expansion=64, max_features=512, num_down_blocks=2,
+    reshape_depth=16, num_resblocks=6, estimate_occlusion_map=True, spade_out_channels=64,
+    spade_hidden=128, dm_block_expansion=32, dm_max_features=1024, dm_num_blocks=5,
+    dm_compress=4, disc_scales=(1,), disc_block_expansion=32, disc_max_features=512,
+    disc_num_blocks=4, disc_sn=True, steps=200_000, batch=32, lr=2e-4, lr_milestone=0.6,
+    perceptual="vgg19", headpose="hopenet",
+)  # fmt: skip
+WARP_PRESETS = {"tiny": WarpConfig(), "paper": WarpConfig(**VOX256)}
 
 PRESETS = ("tiny", "paper")  # of the whole pipeline (both models)
 AUDIO2MESH_NAMES = tuple(AUDIO2MESH_PRESETS)  # the audio-to-mesh model's own presets
@@ -229,7 +280,9 @@ DECODERS = ("twinflow", "faceformer")
 TRAIN_MODES = ("scheduled", "autoregressive")
 OPTIMIZERS = ("adamw", "adam")
 LR_SCHEDULES = ("cosine", "constant")
-PERCEPTUAL = ("none", "vgg19")
+PERCEPTUAL = ("vgg19", "l1")  # the warp's perceptual loss: VGG-19 or the named fallback
+HEADPOSE = ("hopenet", "tracked", "none")  # the warp's head-pose loss target
+GENERATORS = ("spade", "original")
 POSES = ("twin", "neutral", "video")  # head-pose tracks of renders (twinflow.meshhead.poses)
 SOURCES = ("frame", "photo")  # source images of renders
 
@@ -259,9 +312,32 @@ def audio2mesh_preset(name: str, overrides: dict[str, Any] | None = None) -> Aud
 
 
 def warp_preset(name: str, overrides: dict[str, Any] | None = None) -> WarpConfig:
-    cfg = resolve_preset(WARP_PRESETS, name, overrides)
+    return check_warp(resolve_preset(WARP_PRESETS, name, overrides))
+
+
+def check_warp(cfg: WarpConfig) -> WarpConfig:
+    """ValueError when ``cfg``'s choices or sizes do not fit together."""
     if cfg.perceptual not in PERCEPTUAL:
         raise ValueError(f"perceptual '{cfg.perceptual}' is not one of {PERCEPTUAL}")
-    if cfg.size % 8:
-        raise ValueError("warp size must be a multiple of 8")
+    if cfg.headpose not in HEADPOSE:
+        raise ValueError(f"headpose '{cfg.headpose}' is not one of {HEADPOSE}")
+    if cfg.generator not in GENERATORS:
+        raise ValueError(f"generator '{cfg.generator}' is not one of {GENERATORS}")
+    if cfg.gan_mode not in ("hinge", "ls"):
+        raise ValueError(f"gan_mode '{cfg.gan_mode}' is not hinge or ls")
+    if cfg.feature_channel * cfg.reshape_depth != cfg.max_features:
+        raise ValueError("feature_channel x reshape_depth must equal max_features")
+    if cfg.generator == "spade" and cfg.num_down_blocks != 2:
+        raise ValueError("the spade generator needs num_down_blocks=2")
+    if cfg.size % 2 ** max(cfg.num_down_blocks + cfg.dm_num_blocks, 1):
+        raise ValueError(
+            f"warp size {cfg.size} must be a multiple of 2^(num_down_blocks + dm_num_blocks)"
+        )
+    if cfg.perceptual == "vgg19" and any(cfg.w_perceptual) and cfg.size * min(cfg.scales) < 16:
+        raise ValueError(
+            f"perceptual vgg19 needs every pyramid scale at 16 px or more (VGG-19 pools 4 times "
+            f"before relu5_1): {cfg.size} px x {min(cfg.scales)} is smaller; drop that scale"
+        )
+    if len(cfg.w_perceptual) != 5:
+        raise ValueError("w_perceptual needs one weight per VGG-19 layer (5)")
     return cfg
