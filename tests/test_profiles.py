@@ -107,7 +107,10 @@ def test_paper_sizes_reach_the_jobs(plan):
 
 def test_profile_names_only_existing_rules(demo_project):
     out = snakemake(demo_project, "--list-rules").stdout
-    rules = {line.strip() for line in out.splitlines() if re.fullmatch(r"\s*\w+\s*", line)}
+    # one rule per line: its name, then its docstring in parentheses when it has one
+    rules = {
+        m[1] for line in out.splitlines() if (m := re.fullmatch(r"\s*(\w+)(\s+\(.*\))?\s*", line))
+    }
     config = profile()
     named = set(config["groups"]) | set(config["set-resources"]) | set(config["set-threads"])
     unknown = named - rules - PENDING_RULES
