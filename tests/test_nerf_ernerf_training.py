@@ -1,0 +1,170 @@
+"""ER-NeRF's training as the reference: the lips stage's learning-rate schedule and its weight
+average (``torch_ema`` every 1000 steps), LPIPS(alex) for the lips loss and the metric.
+
+Values are derived by hand from ER-NeRF's main.py / nerf_triplane/utils.py at 0cf72d8, the
+``torch_ema`` package (0.3) and the ``lpips`` package (0.1.4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from twinflow.nerf.presets import get_preset
+
+# --- the lips stage's learning rate and the weight average ------------------------------------
+
+
+def test_paper_has_ernerfs_lips_schedule_and_average_and_tiny_keeps_its_own():
+    paper, tiny = get_preset("paper"), get_preset("tiny")
+    assert (paper.lips_schedule, paper.lips_lr_decay, paper.ema_every, paper.ema_warmup) == (
+        "ernerf",
+        0.05,
+        1000,
+        True,
+    )
+    assert paper.ema_decay == 0.95 and paper.lr_decay == 0.5
+    assert (tiny.lips_schedule, tiny.lips_lr_decay, tiny.ema_every, tiny.ema_warmup) == (
+        "twinflow",
+        0.1,
+        1,
+        False,
+    )
+    with pytest.raises(ValueError, match="lips_schedule"):
+        get_preset("tiny", {"lips_schedule": "cosine"})
+    with pytest.raises(ValueError, match="ema_every"):
+        get_preset("tiny", {"ema_every": 0})
+
+
+def _lrs(sched, opt, steps: int) -> list[float]:
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out + [opt.param_groups[0]["lr"]]
+
+
+def test_lips_rate_continues_ernerfs_step_count():
+    """ER-NeRF: LambdaLR(0.05 ** (iter / iters)) with the head stage's scheduler state loaded,
+    ``iters`` = head + lips steps: after 100 head steps, 25 lips steps run from 0.05^0.8."""
+    from twinflow.nerf.train import Progress, lips_lr_schedule
+
+    cfg = get_preset("paper")
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    lrs = _lrs(lips_lr_schedule(opt, Progress(25, None), cfg, 25, done=100), opt, 25)
+    for k, lr in enumerate(lrs):  # ER-NeRF's rate at its global step 100 + k
+        assert lr == pytest.approx(0.05 ** ((100 + k) / 125), rel=1e-12)
+    assert lrs[0] == pytest.approx(0.0910, abs=1e-4) and lrs[-1] == pytest.approx(0.05)
+    tiny = get_preset("tiny")  # twinflow's: from lr_decay (0.3), 0.1x more
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    lrs = _lrs(lips_lr_schedule(opt, Progress(10, None), tiny, 10, done=100), opt, 10)
+    assert lrs[0] == pytest.approx(0.3) and lrs[-1] == pytest.approx(0.03)
+
+
+def test_torch_ema_average_by_hand():
+    """``torch_ema.ExponentialMovingAverage(decay=0.95)``: the average starts at the parameters
+    it was made with; the n-th update keeps min(0.95, (1 + n) / (10 + n)) of it."""
+    from twinflow.train.ema import ParameterEMA
+
+    lin = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    ema = ParameterEMA(lin, 0.95, warmup=True)
+    avg, values = 1.0, [3.0, -2.0, 5.0]
+    for n, v in enumerate(values, 1):
+        with torch.no_grad():
+            lin.weight.fill_(v)
+        ema.update(lin)
+        keep = min(0.95, (1 + n) / (10 + n))
+        avg = keep * avg + (1 - keep) * v
+    assert ema.state_dict_for(lin)["weight"].item() == pytest.approx(avg, rel=1e-6)
+    assert ema.state_dict()["updates"] == 3
+    assert min(0.95, 171 / 180) == 0.95 and 170 / 179 < 0.95  # 0.95 from the 170th update on
+    again = ParameterEMA(lin, 0.95, warmup=True)
+    again.load_state_dict(ema.state_dict())
+    assert again.state_dict_for(lin)["weight"].item() == pytest.approx(avg, rel=1e-6)
+    plain = ParameterEMA(lin, 0.5)  # twinflow's: the first update copies the weights
+    plain.update(lin)
+    assert plain.state_dict_for(lin)["weight"].item() == 5.0
+
+
+def test_loop_updates_the_average_every_n_steps_of_the_total_count(tmp_path):
+    from twinflow.train import LoopConfig, load_checkpoint, run_training
+
+    lin = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(0.0)
+
+    def step(i: int) -> dict[str, float]:
+        with torch.no_grad():
+            lin.weight.add_(1.0)  # the weight is the number of steps made
+        return {}
+
+    cfg = LoopConfig(steps=7, ema_decay=0.95, ema_every=3, ema_warmup=True, ema_offset=2)
+    run_training({"m": lin}, {}, step, cfg, tmp_path / "m.pt", {})
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    # total steps 3, 4, ..., 9 -> updates after total steps 3, 6, 9 (this run's 1st, 4th, 7th)
+    avg = 0.0
+    for n, v in enumerate((1.0, 4.0, 7.0), 1):
+        keep = min(0.95, (1 + n) / (10 + n))
+        avg = keep * avg + (1 - keep) * v
+    assert ckpt["modules"]["m"]["weight"].item() == pytest.approx(avg, rel=1e-6)
+    assert ckpt["ema"]["m"]["updates"] == 3 and ckpt["last"]["m"]["weight"].item() == 7.0
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    from twinflow.nerf.synthetic import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("nerf_syn"), res=32, n_frames=40)
+
+
+SMALL = [
+    "--set", "rays=256", "--set", "frames_per_step=1", "--set", "n_samples=8",
+    "--set", "occ_res=16", "--set", "occ_warmup=99", "--set", "patch=8",
+]  # fmt: skip
+
+
+def _train(synthetic, stage: str, out, steps: int, *extra: str) -> None:
+    from twinflow.nerf.train import main
+
+    args = [
+        "--stage", stage, "--twin", "syn", "--dataset", str(synthetic["dataset"]),
+        "--frames", str(synthetic["frames"]), "--features", str(synthetic["features"]),
+        "--steps", str(steps), "--threads", "1", "--device", "cpu", *SMALL, *extra,
+        "--out", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+
+
+def test_the_lips_stage_continues_the_head_stages_average_and_last_weights(tmp_path, synthetic):
+    """ER-NeRF's lips fine-tune resumes the head run: its last weights, its average (with the
+    update count) and its step count (updates every ``ema_every`` of the total)."""
+    from twinflow.train import load_checkpoint
+
+    ema = ["--set", "ema_every=2", "--set", "ema_warmup=true", "--set", "ema_decay=0.95"]
+    head, lips = tmp_path / "head.pt", tmp_path / "lips.pt"
+    _train(synthetic, "head", head, 3, *ema)
+    h = load_checkpoint(head)
+    assert h["ema"]["head"]["updates"] == 1  # after step 2
+    key = next(k for k in h["last"]["head"] if k.startswith("encoder"))
+    assert not torch.equal(h["last"]["head"][key], h["modules"]["head"][key])  # averaged != last
+    _train(synthetic, "lips", tmp_path / "lips0.pt", 0, "--init", str(head), *ema)
+    l0 = load_checkpoint(tmp_path / "lips0.pt")  # no step: what the lips stage started from
+    assert torch.equal(l0["last"]["head"][key], h["last"]["head"][key])
+    assert torch.equal(l0["modules"]["head"][key], h["modules"]["head"][key])
+    _train(synthetic, "lips", lips, 3, "--init", str(head), *ema)
+    lp = load_checkpoint(lips)
+    assert lp["ema"]["head"]["updates"] == 3  # + after total steps 4 and 6
+    assert lp["meta"]["init"]["steps"] == 3
+
+
+def test_tiny_checkpoints_keep_no_average_state(tmp_path, synthetic):
+    from twinflow.train import load_checkpoint
+
+    _train(synthetic, "head", tmp_path / "head.pt", 2)
+    ckpt = load_checkpoint(tmp_path / "head.pt")
+    assert "ema" not in ckpt and "last" not in ckpt and math.isfinite(ckpt["steps"])
