@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from tests.helpers import REPO
 from twinflow.nerf.presets import get_preset
 
 # --- the lips stage's learning rate and the weight average ------------------------------------
@@ -168,3 +169,86 @@ def test_tiny_checkpoints_keep_no_average_state(tmp_path, synthetic):
     _train(synthetic, "head", tmp_path / "head.pt", 2)
     ckpt = load_checkpoint(tmp_path / "head.pt")
     assert "ema" not in ckpt and "last" not in ckpt and math.isfinite(ckpt["steps"])
+
+
+# --- LPIPS(alex) ------------------------------------------------------------------------------
+
+LPIPS_FIXTURE = REPO / "tests" / "fixtures" / "nerf" / "lpips" / "reference.pt"
+
+
+@pytest.fixture(scope="module")
+def lpips_ref() -> dict:
+    return torch.load(LPIPS_FIXTURE, weights_only=True)
+
+
+def test_lpips_matches_the_lpips_package(lpips_ref):
+    """The package's LPIPS v0.1 (AlexNet trunk at reduced widths, random weights): ER-NeRF's
+    lips term on [-1, 1] patches and its metric (``normalize=True``) on [0, 1] frames."""
+    from twinflow.nerf.lpips import AlexLPIPS, from_state_dict
+
+    model = from_state_dict(lpips_ref["state_dict"])
+    assert tuple(model.lin2.model[1].weight.shape) == (1, 16, 1, 1)
+    for key in ("scaling_layer.shift", "scaling_layer.scale"):  # the constants, not loaded
+        assert torch.equal(AlexLPIPS().state_dict()[key], lpips_ref["state_dict"][key])
+    p, f = lpips_ref["patches"], lpips_ref["frames"]
+    with torch.no_grad():
+        patch = model(p[0] * 2 - 1, p[1] * 2 - 1)
+        frame = model(f[1], f[0], normalize=True)
+    assert patch.shape == (4, 1, 1, 1)
+    assert (patch - lpips_ref["patch_lpips"]).abs().max() <= 1e-6
+    assert (frame - lpips_ref["frame_lpips"]).abs().max() <= 1e-6
+    model.train()
+    assert not model.training and not model.lin0.model[0].training  # dropout stays off
+
+
+def _write_lpips_weights(lpips_ref, models_dir):
+    """The fixture's weights as the user supplies them: torchvision's AlexNet layout and the
+    package's linear layers."""
+    sd = lpips_ref["state_dict"]
+    trunk = {}
+    for key, value in sd.items():
+        if key.startswith("net.slice"):
+            _, _, index, param = key.split(".")
+            trunk[f"features.{index}.{param}"] = value
+    trunk["classifier.1.weight"] = torch.zeros(2, 2)  # not read
+    (models_dir / "lpips").mkdir(parents=True)
+    torch.save(trunk, models_dir / "alexnet-owt-7be5be79.pth")
+    torch.save({k: v for k, v in sd.items() if k.startswith("lin") and "lins" not in k},
+               models_dir / "lpips" / "alex.pth")  # fmt: skip
+
+
+def test_lpips_from_the_registry_and_its_fallback(tmp_path, lpips_ref):
+    import shutil
+
+    from twinflow.models import record
+    from twinflow.nerf.losses import LPIPSPatchLoss, patch_loss_for, structural_patch_loss
+    from twinflow.nerf.lpips import supplied
+
+    registry = tmp_path / "models" / "registry.yaml"
+    registry.parent.mkdir()
+    shutil.copy(REPO / "models" / "registry.yaml", registry)
+    model, why = supplied(registry)
+    assert model is None and "alexnet" in why and "not supplied" in why
+    loss, used = patch_loss_for("lpips", str(registry))
+    assert loss is structural_patch_loss and used.startswith("structural (fallback")
+    _write_lpips_weights(lpips_ref, registry.parent)
+    model, why = supplied(registry)  # files there, no checksum recorded yet
+    assert model is None and "checksum" in why
+    record("alexnet", registry), record("lpips-alex", registry)
+    loss, used = patch_loss_for("lpips", str(registry))
+    assert isinstance(loss, LPIPSPatchLoss) and used == "lpips"
+    p = lpips_ref["patches"]
+    pred = p[0].clone().requires_grad_(True)
+    value = loss(pred, p[1])  # ER-NeRF: mean LPIPS of the [-1, 1] patches
+    assert value.item() == pytest.approx(lpips_ref["patch_lpips"].mean().item(), abs=1e-6)
+    value.backward()
+    assert pred.grad.abs().sum() > 0
+    small = loss(p[0][:, :, :20, :24], p[1][:, :, :20, :24])  # padded to 32 as ER-NeRF does
+    padded = [torch.nn.functional.pad(x[:, :, :20, :24] * 2 - 1, (4, 4, 6, 6)) for x in p]
+    assert small.item() == pytest.approx(loss.lpips(*padded).mean().item(), abs=1e-7)
+    torch.save(
+        {"lin0.model.1.weight": torch.zeros(1, 3, 1, 1)}, registry.parent / "lpips" / "alex.pth"
+    )
+    with pytest.raises(Exception, match="checksum mismatch"):  # a wrong file is an error
+        supplied(registry)
+

@@ -11,11 +11,15 @@ marcher and density-grid update (``sampler: ernerf``, :mod:`twinflow.nerf.marche
 65,536 rays per step from one frame, 100k head steps, then lips fine-tuning to 125k with 32x32
 patches, then 200k torso steps. Differences, all deliberate (training only):
 
-* Lips loss: ER-NeRF adds 0.01 x LPIPS (AlexNet) on the mouth patch. No pretrained network ships
-  with twinflow, so the default (``perceptual: structural``) is a patch-level multi-scale
-  structural loss, ``1 - SSIM`` plus an L1 of image gradients at 1x, 1/2x and 1/4x
-  (:mod:`twinflow.nerf.losses`). ``perceptual: vgg`` uses VGG-19 features instead (an LPIPS-like
-  distance; a user-supplied ``vgg19`` in ``models/registry.yaml``).
+* Lips loss: ER-NeRF adds 0.01 x LPIPS (AlexNet) on the mouth box; ``paper`` too
+  (``perceptual: lpips``, :mod:`twinflow.nerf.lpips`) when the user supplies the weights
+  (``alexnet`` and ``lpips-alex`` in ``models/registry.yaml``). Without them the lips stage
+  logs it, records ``patch_loss`` in its checkpoint and uses the named fallback
+  ``structural`` (``tiny``'s): a patch-level multi-scale structural loss, ``1 - SSIM`` plus an
+  L1 of image gradients at 1x, 1/2x and 1/4x (:mod:`twinflow.nerf.losses`). ``perceptual: vgg``
+  uses VGG-19 features instead (an LPIPS-like distance; a user-supplied ``vgg19``). The mouth
+  patch is a ``patch`` x ``patch`` grid of rays over the (jittered) mouth box, resampled;
+  ER-NeRF renders every pixel of its lips box.
 * ``lambda_mask``: an extra (small) loss that pulls the head opacity towards the head mask of the
   face parsing; it makes the opacity usable for the head-only paste-back and speeds up short
   CPU runs. ER-NeRF has only the opacity entropy term.
@@ -113,7 +117,8 @@ class NerfConfig:
         smooth_after: head steps before the audio smoothing window is used (before: the
             centre frame's code only); at the latest half way through the head stage.
         patch: side of the mouth patch of the lips stage (pixels); lambda_patch: weight of the
-            patch loss; perceptual: ``structural`` or ``vgg``.
+            patch loss; perceptual: ``structural``, ``vgg`` or ``lpips`` (ER-NeRF's; falls
+            back to ``structural`` when its weights are not supplied).
         lambda_mask, lambda_entropy, lambda_amb: mask, opacity entropy and ambient (audio
             attention outside the face) regularisers.
         lambda_amb_eye: ER-NeRF's eye-audio cross term (the eye attention where the audio
@@ -348,7 +353,7 @@ PRESETS: dict[str, NerfConfig] = {
         smooth_after=10_000,
         patch=32,
         lambda_patch=0.01,
-        perceptual="structural",
+        perceptual="lpips",
         lambda_mask=0.01,
         lambda_entropy=1e-4,
         lambda_amb=1e-4,
@@ -398,7 +403,7 @@ def get_preset(name: str, overrides: dict[str, Any] | None = None) -> NerfConfig
 CHOICES = {
     "encoder": ("dense", "hash", "tiled"),
     "torso_encoder": ("dense", "hash", "tiled"),
-    "perceptual": ("structural", "vgg"),
+    "perceptual": ("structural", "vgg", "lpips"),
     "att_pad": ("edge", "zeros"),
     "novel_code": ("mean", "first"),
     "coords": ("box", "bound"),

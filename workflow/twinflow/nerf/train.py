@@ -39,7 +39,7 @@ from twinflow.nerf.dataset import FACE, HEAD
 from twinflow.nerf.losses import (
     ambient_loss,
     binary_entropy,
-    make_patch_loss,
+    patch_loss_for,
     uncertainty_weighted_mse,
 )
 from twinflow.nerf.model import (
@@ -210,7 +210,11 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
         sched = decay_schedule(opt, progress, cfg.lr_decay)
     else:
         sched = lips_lr_schedule(opt, progress, cfg, steps, done)
-    patch_loss = make_patch_loss(cfg.perceptual, args.registry) if stage == "lips" else None
+    patch_loss = None
+    if stage == "lips":
+        patch_loss, used = patch_loss_for(cfg.perceptual, args.registry)
+        meta["patch_loss"] = used
+        (log.warning if used.startswith("structural (") else log.info)("lips patch loss: %s", used)
     if patch_loss is not None and isinstance(patch_loss, torch.nn.Module):
         patch_loss = patch_loss.to(device)
     gen = torch.Generator(device="cpu")
