@@ -252,3 +252,82 @@ def test_lpips_from_the_registry_and_its_fallback(tmp_path, lpips_ref):
     with pytest.raises(Exception, match="checksum mismatch"):  # a wrong file is an error
         supplied(registry)
 
+
+# --- metrics: LMD in ER-NeRF's convention, LPIPS of frames --------------------------------------
+
+
+def test_ernerfs_lmd_uses_the_68_point_mouth_centred():
+    """ER-NeRF's LMDMeter: points 48-67 of the 68, each set minus its mean, mean distance."""
+    import numpy as np
+
+    from twinflow.nerf.evaluate import mouth_distances, mouth_points
+    from twinflow.perception.landmarks import IBUG68
+
+    pts = mouth_points()
+    assert pts["ibug_mouth"] == IBUG68[48:68] and len(pts["ibug_mouth"]) == 20
+    assert pts["ibug_mouth"][0] == 61 and pts["ibug_mouth"][6] == 291  # the mouth corners
+    rng = np.random.default_rng(0)
+    real = {"lips": rng.normal(size=(40, 2)), "ibug_mouth": rng.normal(size=(20, 2))}
+    moved = {k: v + [5.0, -3.0] for k, v in real.items()}  # same shape, elsewhere
+    assert mouth_distances(moved, real)[0] == pytest.approx(0.0, abs=1e-12)
+    assert mouth_distances(moved, real)[2] == pytest.approx(0.0, abs=1e-12)
+    assert mouth_distances(moved, real)[1] == pytest.approx(np.hypot(5, 3))
+    wider = {k: v * 1.5 for k, v in real.items()}
+    a = wider["ibug_mouth"] - wider["ibug_mouth"].mean(0)
+    b = real["ibug_mouth"] - real["ibug_mouth"].mean(0)
+    expected = np.sqrt(((a - b) ** 2).sum(1)).mean(0)  # LMDMeter's formula
+    assert mouth_distances(wider, real)[2] == pytest.approx(expected, rel=1e-12)
+    assert all(np.isnan(mouth_distances(None, real)))
+
+
+def test_frame_lpips_is_ernerfs_meter(lpips_ref):
+    import numpy as np
+
+    from twinflow.nerf.evaluate import frame_lpips
+    from twinflow.nerf.lpips import from_state_dict
+
+    model = from_state_dict(lpips_ref["state_dict"])
+    f = (lpips_ref["frames"][:, 0] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    value = frame_lpips(model, f[1], f[0])
+    t = torch.as_tensor(np.stack([f[0], f[1]])).permute(0, 3, 1, 2).float() / 255
+    direct = model(t[:1], t[1:], normalize=True).item()
+    assert value == pytest.approx(direct, abs=1e-7)
+    assert value == pytest.approx(lpips_ref["frame_lpips"][0].item(), abs=2e-3)  # 8-bit frames
+
+
+def test_evaluate_reports_lpips_only_with_its_weights_and_ernerfs_lmd(tmp_path, lpips_ref):
+    """nerf_evaluate on an imported ER-NeRF model (its 2 val frames): ``lpips`` among the
+    values, baselines and differences when the weights are supplied, absent (and said why)
+    otherwise; ``lmd_ernerf`` always (NaN here: the fixture's random frames have no face)."""
+    import json
+    import shutil
+
+    from twinflow.convert.__main__ import main as convert
+    from twinflow.models import record
+    from twinflow.nerf.evaluate import main
+
+    fixtures = REPO / "tests" / "fixtures" / "nerf" / "ernerf"
+    model = tmp_path / "model"
+    assert convert(["ernerf", str(fixtures), "--data", str(fixtures / "data"), "--out",
+                    str(model), "--twin", "fixture"]) == 0  # fmt: skip
+    registry = tmp_path / "models" / "registry.yaml"
+    registry.parent.mkdir()
+    shutil.copy(REPO / "models" / "registry.yaml", registry)
+    args = ["--twin", "fixture", "--dataset", str(model / "dataset.npz"),
+            "--frames", str(model / "frames.mkv"), "--features", str(model / "audio_features.npz"),
+            "--head", str(model / "lips.pt"), "--torso", str(model / "torso.pt"),
+            "--threads", "1", "--device", "cpu", "--registry", str(registry)]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "without.json")]) == 0
+    without = json.loads((tmp_path / "without.json").read_text())
+    assert "lpips" not in without["values"] and "lmd_ernerf" in without["values"]
+    assert (
+        "not reported" in without["measured"]["lpips"] and "alexnet" in without["measured"]["lpips"]
+    )
+    _write_lpips_weights(lpips_ref, registry.parent)
+    record("alexnet", registry), record("lpips-alex", registry)
+    assert main([*args, "--out", str(tmp_path / "with.json")]) == 0
+    got = json.loads((tmp_path / "with.json").read_text())
+    assert got["better"]["lpips"] == "lower" and 0 < got["values"]["lpips"] < 2
+    assert "lpips" in got["baselines"]["no_audio"] and "lpips" in got["differences"]
+    for key in ("psnr", "psnr_full", "ssim"):
+        assert got["values"][key] == without["values"][key]

@@ -215,11 +215,13 @@ rule nerf_evaluate:
     params:
         chunk=NERF.preset.chunk,
         torso=lambda w, input: f"--torso {input.torso}" if input.torso else "",
+        registry=config["models"]["registry"],
     shell:
         "python -m twinflow.nerf.evaluate --twin {wildcards.twin} --dataset {input.dataset}"
         " --frames {input.frames} --features {input.features} --head {input.head}"
         " {params.torso} --chunk {params.chunk} --threads {threads}"
-        " --preview {output.preview} --out {output.metrics} > {log} 2>&1"
+        " --registry {params.registry} --preview {output.preview}"
+        " --out {output.metrics} > {log} 2>&1"
 
 
 rule nerf_render:
