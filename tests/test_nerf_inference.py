@@ -74,13 +74,28 @@ def test_render_options_time_range_depth_resolution_and_paste_schemes():
     assert files(w) == {} and plan.paste_args(r, s, {}) == "--mode full"
 
 
-def test_imported_models_refuse_parsing_schemes(converted):
+def test_imported_models_refuse_parsing_schemes_and_finetune_needs_frames(converted, tmp_path):
+    import shutil
+
     from twinflow.nerf import plan
 
     s = plan.settings({"preset": "tiny", "nerf": {"pretrained": {"imp": str(converted)}}})
     face = Render("f", "imp", "nerf", options={"paste": "face"})
     with pytest.raises(ValueError, match="perception parsing"):
         plan.check_renders({"f": face}, s)
+    bare = tmp_path / "bare"
+    shutil.copytree(converted, bare)
+    (bare / "frames.mkv").unlink()
+    with pytest.raises(ValueError, match="no frames.mkv"):
+        plan.settings({"nerf": {"pretrained": {"imp": str(bare)}, "finetune": True}})
+    s = plan.settings({"nerf": {"pretrained": {"imp": str(converted)}, "finetune": True}})
+    assert plan.fine_tuned(s, "imp") and not plan.fine_tuned(s, "other")
+    assert plan.model_path(s, "imp", "lips.pt") == "results/imp/nerf/lips.pt"
+    assert plan.model_path(s, "imp", "torso.pt") == f"{converted}/torso.pt"
+    files = plan.lips_inputs(s)(type("W", (), {"twin": "imp"}))
+    assert files["init"] == f"{converted}/lips.pt"
+    assert files["dataset"] == f"{converted}/dataset.npz"
+    assert plan.lips_preset(s, "imp") == "init" and plan.lips_preset(s, "other") == s.name
 
 
 # --- render: time range and depth ------------------------------------------------------------------
@@ -305,3 +320,29 @@ def test_workflow_plans_depth_parsing_paste_and_the_original_resolution(tmp_path
     assert "--parsing results/t/perception/parsing.mkv" in text
     assert "--resolution original --meta results/t/media/meta.json" in text
     assert "--render-json results/drive/r_face/nerf/render.json" in text  # mux: the start
+
+
+def test_finetune_puts_the_imported_models_lips_stage_in_the_dag(converted, tmp_path):
+    """``nerf: finetune: true`` with ``pretrained:``: nerf_train_lips fine-tunes the imported
+    lips.pt on the imported data (``--preset init``); the render and the metrics use it with
+    the imported torso; no dataset, perception, head or torso training job."""
+    media = _media(tmp_path)
+    render = {"render_id": "r_ft", "twin_id": "imp", "pipeline": "nerf",
+              "driving_audio": str(media / "drive.wav"),
+              "options": f"features={FIXTURES / 'data' / 'aud_ds.npy'}"}  # fmt: skip
+    config = {"nerf": {"pretrained": {"imp": str(converted)}, "finetune": True,
+                       "steps": {"tiny": {"lips": 7}}}}  # fmt: skip
+    root = make_project(tmp_path, [{"twin_id": "imp", "video": str(media / "twin.mp4")}],
+                        [render], config)  # fmt: skip
+    targets = ("results/renders/r_ft.mp4", "results/imp/nerf/metrics.json")
+    rules = {rule for rule, _ in planned_jobs(root, *targets)}
+    assert "nerf_train_lips" in rules and {"nerf_render", "nerf_evaluate"} <= rules
+    assert not {r for r in rules if r.startswith(("nerf_dataset", "perception", "face_"))}
+    assert not {"nerf_train_head", "nerf_train_torso", "nerf_audio_features"} & rules
+    text = snakemake(root, "-n", "-p", *targets).stdout
+    lips = next(line for line in text.splitlines() if "twinflow.nerf.train --stage lips" in line)
+    assert f"--init {converted}/lips.pt" in lips and "--preset init" in lips
+    assert f"--dataset {converted}/dataset.npz" in lips and "--steps 7" in lips
+    render_cmd = next(line for line in text.splitlines() if "twinflow.nerf.render" in line)
+    assert "--head results/imp/nerf/lips.pt" in render_cmd
+    assert f"--torso {converted}/torso.pt" in render_cmd

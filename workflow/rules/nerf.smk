@@ -3,7 +3,8 @@
 # metrics.json (+ val.mp4); per render results/drive/{render}/nerf/ (features, render, paste)
 # and results/renders/{render}.mp4. Settings: config.yaml `nerf:` (twinflow.nerf.plan).
 # A twin under `nerf: pretrained:` uses the model folder given there (python -m twinflow.convert
-# ernerf): its renders and metrics read that folder, and no dataset or training job runs.
+# ernerf): its renders and metrics read that folder, and no dataset or training job runs; with
+# `nerf: finetune: true` its lips stage is fine-tuned from that folder first (nerf_train_lips).
 import os
 
 from twinflow.nerf import plan as nerf_plan
@@ -135,12 +136,11 @@ rule nerf_train_head:
         " --threads {threads} --registry {params.registry} --out {output.model} > {log} 2>&1"
 
 
+# (with nerf: finetune: true, a pretrained twin's lips stage starts from its imported lips.pt on
+# its imported data, with the imported model's own settings: ER-NeRF's --finetune_lips)
 use rule nerf_train_head as nerf_train_lips with:
     input:
-        dataset="results/{twin}/nerf/dataset.npz",
-        frames="results/{twin}/nerf/frames.mkv",
-        features="results/{twin}/nerf/audio_features.npz",
-        init="results/{twin}/nerf/head.pt",
+        unpack(nerf_plan.lips_inputs(NERF)),
     output:
         model="results/{twin}/nerf/lips.pt",
     log:
@@ -154,7 +154,7 @@ use rule nerf_train_head as nerf_train_lips with:
     params:
         stage="lips",
         init=lambda w, input: f"--init {input.init}",
-        preset=NERF.name,
+        preset=lambda w: nerf_plan.lips_preset(NERF, w.twin),
         overrides=NERF.set_args,
         steps=NERF.steps["lips"],
         max_minutes=NERF.max_minutes_arg("lips"),
