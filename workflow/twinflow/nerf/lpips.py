@@ -176,6 +176,8 @@ def supplied(registry: str | Path = "models/registry.yaml") -> tuple[AlexLPIPS |
     checksum (not supplied, the caller falls back); a wrong file is still an error."""
     from twinflow.errors import ModelFileError
 
+    if not Path(registry).is_file():
+        return None, f"no model registry at {registry}"
     try:
         return load_alex_lpips(registry), ""
     except ModelFileError as err:
