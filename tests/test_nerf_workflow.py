@@ -72,7 +72,8 @@ def test_tiny_project_renders_and_measures(completed):
         "ssim",
         "lmd",
         "lmd_uncentred",
-    }
+        "lmd_ernerf",
+    }  # no lpips: its weights are not supplied
     assert set(metrics["baselines"]["no_audio"]) == set(metrics["values"])
     render = json.loads((completed / "results/drive/r_nerf/nerf/render.json").read_text())
     assert render["frames"] == N_RENDER and render["audio_features"] == "logmel"

@@ -92,6 +92,9 @@ def nerf_targets():
     targets = []
     for render in SHEETS.renders_of("nerf"):
         targets.append(f"results/renders/{render.render_id}.mp4")
+        # option depth=1: the head's depth beside the render
+        if nerf_plan.wants_depth(render):
+            targets.append(nerf_plan.depth_file(render))
         # imported models (nerf: pretrained:) without frames have nothing to be measured against
         if nerf_plan.wants_metrics(NERF, render.twin_id):
             targets.append(f"results/{render.twin_id}/nerf/metrics.json")

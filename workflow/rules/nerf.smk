@@ -3,7 +3,8 @@
 # metrics.json (+ val.mp4); per render results/drive/{render}/nerf/ (features, render, paste)
 # and results/renders/{render}.mp4. Settings: config.yaml `nerf:` (twinflow.nerf.plan).
 # A twin under `nerf: pretrained:` uses the model folder given there (python -m twinflow.convert
-# ernerf): its renders and metrics read that folder, and no dataset or training job runs.
+# ernerf): its renders and metrics read that folder, and no dataset or training job runs; with
+# `nerf: finetune: true` its lips stage is fine-tuned from that folder first (nerf_train_lips).
 import os
 
 from twinflow.nerf import plan as nerf_plan
@@ -135,12 +136,11 @@ rule nerf_train_head:
         " --threads {threads} --registry {params.registry} --out {output.model} > {log} 2>&1"
 
 
+# (with nerf: finetune: true, a pretrained twin's lips stage starts from its imported lips.pt on
+# its imported data, with the imported model's own settings: ER-NeRF's --finetune_lips)
 use rule nerf_train_head as nerf_train_lips with:
     input:
-        dataset="results/{twin}/nerf/dataset.npz",
-        frames="results/{twin}/nerf/frames.mkv",
-        features="results/{twin}/nerf/audio_features.npz",
-        init="results/{twin}/nerf/head.pt",
+        unpack(nerf_plan.lips_inputs(NERF)),
     output:
         model="results/{twin}/nerf/lips.pt",
     log:
@@ -154,7 +154,7 @@ use rule nerf_train_head as nerf_train_lips with:
     params:
         stage="lips",
         init=lambda w, input: f"--init {input.init}",
-        preset=NERF.name,
+        preset=lambda w: nerf_plan.lips_preset(NERF, w.twin),
         overrides=NERF.set_args,
         steps=NERF.steps["lips"],
         max_minutes=NERF.max_minutes_arg("lips"),
@@ -215,11 +215,13 @@ rule nerf_evaluate:
     params:
         chunk=NERF.preset.chunk,
         torso=lambda w, input: f"--torso {input.torso}" if input.torso else "",
+        registry=config["models"]["registry"],
     shell:
         "python -m twinflow.nerf.evaluate --twin {wildcards.twin} --dataset {input.dataset}"
         " --frames {input.frames} --features {input.features} --head {input.head}"
         " {params.torso} --chunk {params.chunk} --threads {threads}"
-        " --preview {output.preview} --out {output.metrics} > {log} 2>&1"
+        " --registry {params.registry} --preview {output.preview}"
+        " --out {output.metrics} > {log} 2>&1"
 
 
 rule nerf_render:
@@ -236,7 +238,7 @@ rule nerf_render:
     benchmark:
         "benchmarks/nerf_render/{render}.tsv"
     wildcard_constraints:
-        render=nerf_plan.render_pattern(RENDERS),
+        render=nerf_plan.render_pattern(RENDERS, depth=False),
     conda:
         "../../envs/nerf.yaml"
     threads: NERF.threads
@@ -248,15 +250,33 @@ rule nerf_render:
         chunk=NERF.preset.chunk,
         torso=lambda w, input: f"--torso {input.torso}" if input.torso else "",
         options=lambda w: nerf_plan.render_args(RENDERS[w.render]),
+        depth="",
     shell:
         "python -m twinflow.nerf.render --render {wildcards.render} --dataset {input.dataset}"
         " --head {input.head} {params.torso} --features {input.features} {params.options}"
-        " --chunk {params.chunk} --threads {threads} --out {output.frames}"
+        " --chunk {params.chunk} --threads {threads} {params.depth} --out {output.frames}"
         " --out-json {output.meta} > {log} 2>&1"
+
+
+# a render with the option depth=1 also writes the head's depth next to render.mkv
+use rule nerf_render as nerf_render_depth with:
+    output:
+        frames="results/drive/{render}/nerf/render.mkv",
+        meta="results/drive/{render}/nerf/render.json",
+        depth="results/drive/{render}/nerf/depth.mkv",
+    wildcard_constraints:
+        render=nerf_plan.render_pattern(RENDERS, depth=True),
+    params:
+        chunk=NERF.preset.chunk,
+        torso=lambda w, input: f"--torso {input.torso}" if input.torso else "",
+        options=lambda w: nerf_plan.render_args(RENDERS[w.render]),
+        depth=lambda w, output: f"--depth-out {output.depth}",
 
 
 rule nerf_paste:
     input:
+        # parsing (paste=face, face_neck), media_meta and source (resolution=original) if needed
+        unpack(nerf_plan.paste_inputs(RENDERS, NERF, TWINS)),
         frames="results/drive/{render}/nerf/render.mkv",
         meta="results/drive/{render}/nerf/render.json",
         dataset=nerf_plan.twin_file(RENDERS, "dataset.npz", NERF),
@@ -276,13 +296,13 @@ rule nerf_paste:
         mem_mb=scaled(NERF.mem_mb),
         runtime=scaled(20),
     params:
-        mode=lambda w: nerf_plan.paste_mode(RENDERS[w.render], NERF),
+        mode=lambda w, input: nerf_plan.paste_args(RENDERS[w.render], NERF, input),
         crf=VIDEO["crf"],
         x264_preset=VIDEO["x264_preset"],
     shell:
         "python -m twinflow.nerf.paste --render {wildcards.render} --frames {input.frames}"
         " --render-json {input.meta} --dataset {input.dataset} --video {input.video}"
-        " --mode {params.mode} --crf {params.crf} --x264-preset {params.x264_preset}"
+        " {params.mode} --crf {params.crf} --x264-preset {params.x264_preset}"
         " --out {output.video} > {log} 2>&1"
 
 
@@ -290,6 +310,7 @@ rule nerf_mux:
     input:
         video="results/drive/{render}/nerf/pasted.mp4",
         audio="results/drive/{render}/audio.wav",
+        meta="results/drive/{render}/nerf/render.json",
     output:
         video="results/renders/{render}.mp4",
     log:
@@ -308,4 +329,5 @@ rule nerf_mux:
         fps=VIDEO["fps"],
     shell:
         "python -m twinflow.nerf.mux --render {wildcards.render} --video {input.video}"
-        " --audio {input.audio} --fps {params.fps} --out {output.video} > {log} 2>&1"
+        " --audio {input.audio} --render-json {input.meta} --fps {params.fps}"
+        " --out {output.video} > {log} 2>&1"

@@ -16,8 +16,10 @@ train --stage lips  ``lips.pt``: + mouth-patch fine-tuning      head.pt
 train --stage torso ``torso.pt``: 2-D torso deformation model   lips.pt (head frozen)
 evaluate            ``metrics.json``, ``val.mp4``               held-out frames, own audio
 render              ``render.mkv`` (RGBA), ``render.json``       lips.pt, torso.pt, driving
-                                                                features
+                    (+ ``depth.mkv``)                           features (a time range of them)
 paste               ``pasted.mp4`` in the original framing      render + plate / original frames
+                    (full, head, face, face_neck; at the       / parsing (/ the source video)
+                    normalised or the source's resolution)
 mux                 ``results/renders/{render}.mp4``            pasted.mp4 + driving audio
 ==================  ==========================================  ===============================
 
@@ -26,11 +28,13 @@ dense grids, ER-NeRF's hash / tiled grid encoder), :mod:`~twinflow.nerf.network`
 and smoothing, head field, occupancy grid, twinflow's and ER-NeRF's torso), :mod:`~twinflow.nerf.rays` (rays, samples, volume rendering),
 :mod:`~twinflow.nerf.model` (rendering rays and frames), :mod:`~twinflow.nerf.marcher` (ER-NeRF's
 ray marcher in PyTorch, the ``paper`` preset's sampler), :mod:`~twinflow.nerf.data` (the dataset
-in memory, ray batches), :mod:`~twinflow.nerf.losses` (mouth-patch loss), :mod:`~twinflow.nerf.plan`
+in memory, ray batches), :mod:`~twinflow.nerf.losses` (mouth-patch loss), :mod:`~twinflow.nerf.lpips` (LPIPS(alex) in plain
+torch, ER-NeRF's lips loss and metric, user-supplied weights), :mod:`~twinflow.nerf.plan`
 (config for the rules), :mod:`~twinflow.nerf.synthetic` (a synthetic talking head for tests and
 benchmarks), :mod:`~twinflow.nerf.gpu_bench` and :mod:`~twinflow.nerf.acceptance` (measurements),
 :mod:`~twinflow.nerf.speech_probe` (can audio explain the mouth on the val frames at all?).
 
 An ER-NeRF model trained with the reference code imports with ``python -m twinflow.convert ernerf``
-(:mod:`twinflow.convert.ernerf`) and renders through ``config.yaml: nerf: pretrained:``.
+(:mod:`twinflow.convert.ernerf`) and renders through ``config.yaml: nerf: pretrained:`` (with
+``nerf: finetune: true``, after ER-NeRF's lips fine-tuning on its imported data).
 """

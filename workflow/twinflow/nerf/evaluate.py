@@ -21,6 +21,17 @@ blink and audio, at the dataset's resolution, and compared with the real frames:
                position on a rendered face would otherwise outweigh the shape. Frames where
                either has no face are left out and counted.
 ``lmd_uncentred``  the same distance without centring (mouth shape and position).
+``lmd_ernerf`` ER-NeRF's ``LMDMeter`` convention: the 20 mouth points 48-67 of the iBUG 68-point
+               layout (outer 48-59, inner 60-67), each set centred on its mean, the mean distance
+               in pixels. ER-NeRF's points come from face-alignment (``--backend fan``), which
+               twinflow does not have: these are the perception stage's iBUG-68 subset of
+               mediapipe's face mesh (:data:`twinflow.perception.landmarks.IBUG68`, an
+               approximate correspondence), on the same upscaled crops as ``lmd`` (with
+               ``paper``'s whole 512-pixel frame, ER-NeRF's image).
+``lpips``      LPIPS (AlexNet, v0.1) of the whole rendered image against the real one, [0, 1]
+               inputs (ER-NeRF's ``LPIPSMeter``, ``normalize=True``; :mod:`twinflow.nerf.lpips`).
+               Only when its weights are supplied (``models/registry.yaml``: ``alexnet`` and
+               ``lpips-alex``); without them it is not reported and ``measured.lpips`` says why.
 
 The baseline ``no_audio`` is the same model with every frame's audio features replaced by the
 mean feature window of the training frames (so the audio code is constant: the model's answer
@@ -42,35 +53,69 @@ import torch
 
 log = logging.getLogger("twinflow.nerf.evaluate")
 CHUNK_FRAMES = 5  # val frames resampled together by the differences' bootstrap (200 ms)
-KEYS = ("psnr", "psnr_full", "ssim", "lmd", "lmd_uncentred")  # the values of metrics.json
+KEYS = ("psnr", "psnr_full", "ssim", "lmd", "lmd_uncentred", "lmd_ernerf")  # metrics.json
+BETTER = {"psnr": "higher", "psnr_full": "higher", "ssim": "higher", "lmd": "lower",
+          "lmd_uncentred": "lower", "lmd_ernerf": "lower", "lpips": "lower"}  # fmt: skip
+
+
+def mouth_points() -> dict[str, list[int]]:
+    """Face-mesh indices of the mouth sets: ``lips`` (twinflow's 40 lip contour points) and
+    ``ibug_mouth`` (iBUG-68 points 48-67, ER-NeRF's ``LMDMeter`` mouth, taken from mediapipe's
+    mesh through :data:`twinflow.perception.landmarks.IBUG68`, not from face-alignment)."""
+    from twinflow.perception.landmarks import IBUG68, LIPS_INNER, LIPS_OUTER
+
+    return {"lips": LIPS_OUTER + LIPS_INNER, "ibug_mouth": IBUG68[48:68]}
 
 
 class LipLandmarks:
-    """Lip landmarks ``(40, 2)`` (frame pixels) of crops, with the perception face mesh."""
+    """Mouth landmarks (frame pixels) of crops, with the perception face mesh:
+    ``{"lips": (40, 2), "ibug_mouth": (20, 2)}`` (:func:`mouth_points`)."""
 
     def __init__(self, side: int):
         from twinflow.perception.face import FaceConfig, FaceRunner
 
         self.side = side
         self.runner = FaceRunner(FaceConfig(max_faces=1), static=True)
+        self.points = mouth_points()
 
-    def __call__(self, crop_rgb: np.ndarray) -> np.ndarray | None:
-        from twinflow.perception.landmarks import LIPS_INNER, LIPS_OUTER
-
+    def __call__(self, crop_rgb: np.ndarray) -> dict[str, np.ndarray] | None:
         img = cv2.resize(crop_rgb, (self.side, self.side), interpolation=cv2.INTER_CUBIC)
         faces = self.runner(img).faces
         if not len(faces):
             return None
-        return faces[0][LIPS_OUTER + LIPS_INNER, :2]
+        return {name: faces[0][idx, :2] for name, idx in self.points.items()}
 
     def close(self) -> None:
         self.runner.close()
 
 
+def mouth_distances(pred: dict | None, real: dict | None) -> tuple[float, float, float]:
+    """``(lmd, lmd_uncentred, lmd_ernerf)`` of one frame's mouth landmarks (NaN: no face)."""
+    from twinflow.metrics import landmark_distance
+
+    if pred is None or real is None:
+        return (np.nan, np.nan, np.nan)
+    return (
+        landmark_distance(pred["lips"], real["lips"], centred=True),
+        landmark_distance(pred["lips"], real["lips"]),
+        landmark_distance(pred["ibug_mouth"], real["ibug_mouth"], centred=True),
+    )
+
+
+def frame_lpips(model, rendered: np.ndarray, real: np.ndarray) -> float:
+    """ER-NeRF's ``LPIPSMeter`` on one frame: LPIPS(alex) of ``(H, W, 3) uint8`` images in
+    [0, 1] (``normalize=True``), the real frame first as ER-NeRF passes it."""
+    dev = next(model.parameters()).device
+    t = lambda x: torch.as_tensor(x, device=dev).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    with torch.no_grad():
+        return float(model(t(real), t(rendered), normalize=True))
+
+
 def evaluate(
-    head, torso, data, feats: torch.Tensor, chunk: int, preview: str | None = None
+    head, torso, data, feats: torch.Tensor, chunk: int, preview: str | None = None, lpips=None
 ) -> dict:
-    """Metrics of the model and of the mean-audio baseline on ``data.val_idx``."""
+    """Metrics of the model and of the mean-audio baseline on ``data.val_idx``; ``lpips``: an
+    :class:`twinflow.nerf.lpips.AlexLPIPS` (the ``lpips`` metric), or None."""
     from twinflow import metrics
     from twinflow.nerf.dataset import HEAD
     from twinflow.nerf.render import to_rgba
@@ -92,26 +137,29 @@ def evaluate(
 
             # audio codes of the val frames come from their own windows of ``f``
             render_val(head, torso, data, f, val, chunk, keep)
-            psnr_head, psnr_full, ssims = [], [], []
-            centred = np.full(len(val), np.nan)  # nan: no face on the render or the frame
-            uncentred = np.full(len(val), np.nan)
+            psnr_head, psnr_full, ssims, lp = [], [], [], []
+            # nan: no face on the render or the frame
+            lmds = np.full((len(val), 3), np.nan)
             for k in range(len(val)):
                 mask = labels[k] >= HEAD
                 psnr_head.append(metrics.psnr(rendered[k], gt[k], mask) if mask.any() else np.nan)
                 psnr_full.append(metrics.psnr(rendered[k], gt[k]))
                 ssims.append(metrics.ssim(rendered[k], gt[k]))
-                lm = lips(rendered[k])
-                if lm is not None and gt_lmk[k] is not None:
-                    centred[k] = metrics.landmark_distance(lm, gt_lmk[k], centred=True)
-                    uncentred[k] = metrics.landmark_distance(lm, gt_lmk[k])
+                lmds[k] = mouth_distances(lips(rendered[k]), gt_lmk[k])
+                if lpips is not None:
+                    lp.append(frame_lpips(lpips, rendered[k], gt[k]))
+            centred = lmds[:, 0]
             found = int(np.isfinite(centred).sum())
             per_frame = {
                 "psnr": np.array(psnr_head, float),
                 "psnr_full": np.array(psnr_full, float),
                 "ssim": np.array(ssims, float),
                 "lmd": centred,
-                "lmd_uncentred": uncentred,
+                "lmd_uncentred": lmds[:, 1],
+                "lmd_ernerf": lmds[:, 2],
             }
+            if lpips is not None:
+                per_frame["lpips"] = np.array(lp, float)
             results[name] = {
                 **{
                     k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
@@ -203,25 +251,29 @@ def run(args: argparse.Namespace) -> None:
     head, torso, steps = load_models(
         args.head, args.torso, data.feature_info["kind"], int(data.features.shape[-1]), device
     )
+    from twinflow.nerf.lpips import supplied
+
+    lpips, why = supplied(args.registry)
+    if lpips is None:
+        log.info("lpips not reported: %s", why)
+    else:
+        lpips = lpips.to(device)
+    keys = KEYS + (("lpips",) if lpips is not None else ())
     t0 = time.perf_counter()
-    res = evaluate(head, torso, data, data.features, args.chunk or head.cfg.chunk, args.preview)
+    res = evaluate(
+        head, torso, data, data.features, args.chunk or head.cfg.chunk, args.preview, lpips
+    )
     seconds = time.perf_counter() - t0
     val = data.val_idx.cpu().numpy()
-    values = {k: res["model"][k] for k in KEYS}
-    base = {k: res["no_audio"][k] for k in KEYS}
+    values = {k: res["model"][k] for k in keys}
+    base = {k: res["no_audio"][k] for k in keys}
     write_metrics(
         args.out,
         pipeline="nerf",
         twin=args.twin,
         values=values,
         baselines={"no_audio": base},
-        better={
-            "psnr": "higher",
-            "psnr_full": "higher",
-            "ssim": "higher",
-            "lmd": "lower",
-            "lmd_uncentred": "lower",
-        },
+        better={k: BETTER[k] for k in keys},
         measured={
             "split": data.info.get("split_rule")
             or "val: perception's held-out blocks of frames, never trained on",
@@ -235,8 +287,12 @@ def run(args: argparse.Namespace) -> None:
                 "dataset resolution; lmd: mean distance (pixels of the normalised video) of the "
                 "40 lip landmarks of the perception face mesh on rendered and real crops, both "
                 "upscaled to the crop size, each set moved to its mean first (mouth shape, as "
-                "ER-NeRF's LMDMeter); lmd_uncentred: the same without centring"
+                "ER-NeRF's LMDMeter); lmd_uncentred: the same without centring; lmd_ernerf: "
+                "ER-NeRF's mouth points (iBUG-68 48-67, here mediapipe's mesh subset, not "
+                "face-alignment's), centred; lpips: LPIPS(alex) of the whole image, [0, 1] "
+                "inputs (ER-NeRF's LPIPSMeter)"
             ),
+            "lpips": "reported" if lpips is not None else f"not reported: {why}",
             "baseline": (
                 "no_audio: the same model with every frame's audio features replaced by the "
                 "mean feature window of the training frames"
@@ -253,7 +309,7 @@ def run(args: argparse.Namespace) -> None:
             "checkpoint_steps": steps,
             "seconds": seconds,
         },
-        differences=differences(val, res),
+        differences=differences(val, res, keys),
     )
     log.info("model %s", {k: round(v, 3) for k, v in values.items()})
     log.info("no_audio %s", {k: round(v, 3) for k, v in base.items()})
@@ -271,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--preview", default=None, help="optional side-by-side video")
+    p.add_argument("--registry", default="models/registry.yaml", help="LPIPS weights (optional)")
     p.add_argument("--out", required=True)
     return p
 

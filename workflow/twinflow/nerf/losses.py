@@ -17,9 +17,11 @@ attentions in space (every 16th step, ``s x 1e-5`` x their squared change when t
 move by up to 1e-3); that needs a second pass over the samples, and twinflow leaves it out
 (its effect is not measured).
 
-ER-NeRF fine-tunes the lips with ``MSE + 0.01 x LPIPS`` on 32x32 patches around the mouth. LPIPS
-needs a pretrained network, which twinflow cannot ship, so the default patch loss
-(``perceptual: structural``) is a multi-scale structural loss on the patch:
+ER-NeRF fine-tunes the lips with ``MSE + 0.01 x LPIPS`` (AlexNet) on the mouth box.
+``perceptual: lpips`` (``paper``) is that term (:mod:`twinflow.nerf.lpips`) when its weights are
+supplied in ``models/`` (registry ``alexnet`` and ``lpips-alex``); without them the lips stage
+says so in its log and checkpoint and uses the named fallback, ``structural`` (``tiny``'s), a
+multi-scale structural loss on the patch:
 
     sum over scales s in (1, 1/2, 1/4):  (1 - SSIM_s(pred, gt)) + L1(grad pred_s, grad gt_s)
 
@@ -95,13 +97,40 @@ class VGGPatchLoss(torch.nn.Module):
         return loss
 
 
+class LPIPSPatchLoss(torch.nn.Module):
+    """ER-NeRF's lips term: LPIPS(alex) of the patches (:func:`twinflow.nerf.lpips.patch_lpips`)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.lpips = model
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        from twinflow.nerf.lpips import patch_lpips
+
+        return patch_lpips(self.lpips, pred, gt)
+
+
+def patch_loss_for(kind: str, registry: str = "models/registry.yaml"):
+    """``(loss, used)``: the lips-stage patch loss ``(pred, gt) -> scalar`` for ``perceptual``
+    = ``kind`` and what it is (``lpips`` without its weights: the ``structural`` fallback,
+    ``used`` says why)."""
+    if kind == "structural":
+        return structural_patch_loss, "structural"
+    if kind == "vgg":
+        return VGGPatchLoss(registry), "vgg"
+    if kind == "lpips":
+        from twinflow.nerf.lpips import supplied
+
+        model, why = supplied(registry)
+        if model is None:
+            return structural_patch_loss, f"structural (fallback: LPIPS not supplied: {why})"
+        return LPIPSPatchLoss(model), "lpips"
+    raise ValueError(f"unknown patch loss '{kind}' (structural, vgg or lpips)")
+
+
 def make_patch_loss(kind: str, registry: str = "models/registry.yaml"):
     """The lips-stage patch loss ``(pred, gt) -> scalar`` for ``perceptual`` = ``kind``."""
-    if kind == "structural":
-        return structural_patch_loss
-    if kind == "vgg":
-        return VGGPatchLoss(registry)
-    raise ValueError(f"unknown patch loss '{kind}' (structural or vgg)")
+    return patch_loss_for(kind, registry)[0]
 
 
 def uncertainty_weighted_mse(

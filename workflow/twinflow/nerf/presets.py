@@ -11,16 +11,25 @@ marcher and density-grid update (``sampler: ernerf``, :mod:`twinflow.nerf.marche
 65,536 rays per step from one frame, 100k head steps, then lips fine-tuning to 125k with 32x32
 patches, then 200k torso steps. Differences, all deliberate (training only):
 
-* Lips loss: ER-NeRF adds 0.01 x LPIPS (AlexNet) on the mouth patch. No pretrained network ships
-  with twinflow, so the default (``perceptual: structural``) is a patch-level multi-scale
-  structural loss, ``1 - SSIM`` plus an L1 of image gradients at 1x, 1/2x and 1/4x
-  (:mod:`twinflow.nerf.losses`). ``perceptual: vgg`` uses VGG-19 features instead (an LPIPS-like
-  distance; a user-supplied ``vgg19`` in ``models/registry.yaml``).
+* Lips loss: ER-NeRF adds 0.01 x LPIPS (AlexNet) on the mouth box; ``paper`` too
+  (``perceptual: lpips``, :mod:`twinflow.nerf.lpips`) when the user supplies the weights
+  (``alexnet`` and ``lpips-alex`` in ``models/registry.yaml``). Without them the lips stage
+  logs it, records ``patch_loss`` in its checkpoint and uses the named fallback
+  ``structural`` (``tiny``'s): a patch-level multi-scale structural loss, ``1 - SSIM`` plus an
+  L1 of image gradients at 1x, 1/2x and 1/4x (:mod:`twinflow.nerf.losses`). ``perceptual: vgg``
+  uses VGG-19 features instead (an LPIPS-like distance; a user-supplied ``vgg19``). The mouth
+  patch is a ``patch`` x ``patch`` grid of rays over the (jittered) mouth box, resampled;
+  ER-NeRF renders every pixel of its lips box.
 * ``lambda_mask``: an extra (small) loss that pulls the head opacity towards the head mask of the
   face parsing; it makes the opacity usable for the head-only paste-back and speeds up short
   CPU runs. ER-NeRF has only the opacity entropy term.
-* Schedules: ER-NeRF decays the lips stage's rate to 0.05x and updates its weight average every
-  1000 steps; twinflow decays to ``lips_lr_decay`` and averages every step (``ema_decay``). Its
+* Schedules: ``paper`` has ER-NeRF's (``lips_schedule: ernerf``, ``lips_lr_decay`` 0.05: its
+  ``--finetune_lips`` rate ``0.05 ** (step / iters)`` going on from the head stage's step; its
+  weight average, ``torch_ema`` with decay 0.95 updated every 1000 steps, ``ema_every``,
+  ``ema_warmup``, carried from the head to the lips stage). Not carried over: ER-NeRF's resumed
+  optimizer moments (twinflow's lips stage starts a new AdamW) and its first fine-tuning step at
+  the head stage's last rate. ``tiny`` keeps twinflow's: the lips stage starts at ``lr_decay``
+  and decays by ``lips_lr_decay`` more, the average is updated every step. ER-NeRF's
   torso target is ``torso_imgs`` (the neck in-painted under the head); twinflow's is the frame
   with the head replaced by the background plate. Its ray batches drop rays past a running
   mean sample count; twinflow renders them all. Rays: a share (``head_ray_fraction``) is drawn
@@ -96,13 +105,20 @@ class NerfConfig:
         head_steps, lips_steps, torso_steps: optimisation steps of each stage.
         rays: rays per step; frames_per_step: frames they are drawn from (ER-NeRF: 1).
         lr, lr_net: learning rates of grids and networks (AdamW, betas 0 and 0.99).
-        lr_decay: learning rate factor reached at the end of the head (and torso) stage;
-            the lips stage starts there and decays by ``lips_lr_decay`` more. The decay follows
-            the larger of step and wall-clock progress (``max_minutes``).
+        lr_decay: learning rate factor reached at the end of the head (and torso) stage
+            (ER-NeRF's ``0.5 ** (step / iters)``). The decay follows the larger of step and
+            wall-clock progress (``max_minutes``).
+        lips_schedule, lips_lr_decay: the lips stage's learning rate. ``twinflow``: it starts
+            at ``lr_decay`` and decays by ``lips_lr_decay`` more. ``ernerf``: ER-NeRF's
+            ``--finetune_lips`` scheduler, ``lips_lr_decay ** (step / iters)`` (0.05), whose
+            ``step`` goes on from the head stage's (the ``--init`` checkpoint's steps ``s``) and
+            ``iters`` is ``s`` + the lips steps: with 100k head steps the rate runs from
+            0.05^0.8 = 0.091 to 0.05 x the base rates over the 25k lips steps.
         smooth_after: head steps before the audio smoothing window is used (before: the
             centre frame's code only); at the latest half way through the head stage.
         patch: side of the mouth patch of the lips stage (pixels); lambda_patch: weight of the
-            patch loss; perceptual: ``structural`` or ``vgg``.
+            patch loss; perceptual: ``structural``, ``vgg`` or ``lpips`` (ER-NeRF's; falls
+            back to ``structural`` when its weights are not supplied).
         lambda_mask, lambda_entropy, lambda_amb: mask, opacity entropy and ambient (audio
             attention outside the face) regularisers.
         lambda_amb_eye: ER-NeRF's eye-audio cross term (the eye attention where the audio
@@ -120,7 +136,15 @@ class NerfConfig:
     Checkpoints:
         save_every: steps between resumable states; log_every: steps between log lines.
         ema_decay: every stage keeps an exponential moving average of its weights (decay per
-            step; ER-NeRF's trainer: 0.95) and saves the averaged weights (0: the last ones).
+            update; ER-NeRF's trainer: 0.95) and saves the averaged weights (0: the last ones).
+        ema_every: steps between updates of the average (ER-NeRF: 1000, counted over the
+            head and lips stages together, as its ``global_step``).
+        ema_warmup: ER-NeRF's average (the ``torch_ema`` package): it starts at the initial
+            weights and the ``n``-th update keeps ``min(ema_decay, (1 + n) / (10 + n))`` of
+            it (:class:`twinflow.train.ema.ParameterEMA`); the lips stage goes on with the
+            head stage's average and last (un-averaged) weights, as ER-NeRF's resumed trainer.
+            ``False``: twinflow's (the first update copies the weights, ``ema_decay`` from
+            the start).
 
     ER-NeRF's exact model (``paper``; twinflow's own choices in ``tiny``):
         mlp_bias: the MLPs have biases (twinflow) or none (ER-NeRF).
@@ -220,6 +244,9 @@ class NerfConfig:
     torso_thresh: float = 0.01
     code_init_std: float = 0.0
     autocast: str = "none"
+    lips_schedule: str = "twinflow"
+    ema_every: int = 1
+    ema_warmup: bool = False
 
 
 PRESETS: dict[str, NerfConfig] = {
@@ -322,11 +349,11 @@ PRESETS: dict[str, NerfConfig] = {
         lr=1e-2,
         lr_net=1e-3,
         lr_decay=0.5,
-        lips_lr_decay=0.1,
+        lips_lr_decay=0.05,
         smooth_after=10_000,
         patch=32,
         lambda_patch=0.01,
-        perceptual="structural",
+        perceptual="lpips",
         lambda_mask=0.01,
         lambda_entropy=1e-4,
         lambda_amb=1e-4,
@@ -359,6 +386,9 @@ PRESETS: dict[str, NerfConfig] = {
         torso_thresh=0.01,
         code_init_std=0.1,
         autocast="fp16",
+        lips_schedule="ernerf",
+        ema_every=1000,
+        ema_warmup=True,
     ),
 }
 
@@ -373,13 +403,14 @@ def get_preset(name: str, overrides: dict[str, Any] | None = None) -> NerfConfig
 CHOICES = {
     "encoder": ("dense", "hash", "tiled"),
     "torso_encoder": ("dense", "hash", "tiled"),
-    "perceptual": ("structural", "vgg"),
+    "perceptual": ("structural", "vgg", "lpips"),
     "att_pad": ("edge", "zeros"),
     "novel_code": ("mean", "first"),
     "coords": ("box", "bound"),
     "sampler": ("stratified", "ernerf"),
     "torso_model": ("twinflow", "ernerf"),
     "autocast": ("none", "fp16", "bf16"),
+    "lips_schedule": ("twinflow", "ernerf"),
 }
 
 
@@ -391,5 +422,7 @@ def check_config(cfg: NerfConfig) -> None:
             raise ValueError(f"{field} must be one of {', '.join(choices)} (got '{value}')")
     if cfg.torso_model == "ernerf" and cfg.torso_encoder == "dense":
         raise ValueError("torso_model 'ernerf' needs torso_encoder 'tiled' or 'hash'")
+    if cfg.ema_every < 1:
+        raise ValueError(f"ema_every must be at least 1 (got {cfg.ema_every})")
     if cfg.sampler == "ernerf" and cfg.coords != "bound":
         raise ValueError("sampler 'ernerf' needs coords 'bound' (its grid spans the cube)")

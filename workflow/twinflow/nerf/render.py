@@ -16,11 +16,24 @@ ER-NeRF's inference options (render options in renders.tsv, see :mod:`twinflow.n
 ``--smooth-path N`` (cameras averaged over N frames), ``--smooth-lips`` (audio codes smoothed
 frame to frame), ``--smooth-eye`` (blink averaged over 3 frames), ``--fix-eye X`` (a constant
 blink), ``--bg white|black`` (instead of the background plate).
+
+A time range of the driving audio (render options ``start=`` / ``end=``, seconds): ``--start S
+--end E`` renders the feature frames ``round(S x fps)`` up to ``round(E x fps)`` (the end
+clamped to the audio); the audio codes still read the whole sequence, so the first and last
+frames' smoothing windows see the real neighbouring audio. ``render.json: audio_start_s`` is the
+start the mux cuts the audio at.
+
+Depth (render option ``depth=1``): ``--depth-out depth.mkv`` writes the head's depth per frame
+(FFV1 grey, 8 bit): with the ``ernerf`` sampler ER-NeRF's own (``(depth - near) / (far - near)``
+per ray, written as its ``_depth.mp4`` frames: ``uint8(depth x 255)``), with the ``stratified``
+sampler the expected depth along each ray with opacity above 0.01, min-max normalised over the
+frame's head pixels (near white, far black is not implied: 0 = nearest), 0 elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import time
 
@@ -90,15 +103,17 @@ def load_models(head_path: str, torso_path: str | None, kind: str, dim: int, dev
 @torch.no_grad()
 def render_sequence(
     head, torso, data, feats: torch.Tensor, frame_index: np.ndarray, chunk: int, callback,
-    lips: bool = False,
+    lips: bool = False, first: int = 0,
 ) -> None:  # fmt: skip
-    """Render ``len(frame_index)`` frames; ``callback(k, out)`` receives each frame's outputs.
-    ``lips``: ER-NeRF's ``--smooth_lips`` on the audio codes."""
+    """Render ``len(frame_index)`` frames, driven by the feature frames from ``first`` on;
+    ``callback(k, out)`` receives each frame's outputs. ``lips``: ER-NeRF's ``--smooth_lips``
+    on the audio codes."""
     from twinflow.nerf.model import render_frame
 
     codes = []
-    for s in range(0, len(feats), 64):
-        idx = torch.arange(s, min(s + 64, len(feats)), device=feats.device)
+    end = first + len(frame_index)
+    for s in range(first, end, 64):
+        idx = torch.arange(s, min(s + 64, end), device=feats.device)
         codes.append(head.audio_codes(feats, idx, smooth=True))
     codes = torch.cat(codes)
     if lips:
@@ -128,6 +143,32 @@ def apply_options(data, args) -> None:
         data.bg = torch.tensor(colour, device=data.bg.device).expand_as(data.bg).clone()
 
 
+def frame_range(n: int, fps: float, start: float | None, end: float | None) -> tuple[int, int]:
+    """Feature frames ``[first, last)`` of a time range in seconds (``end`` clamped to ``n``);
+    ValueError when the range is empty."""
+    first = round((start or 0.0) * fps)
+    last = n if end is None else min(n, round(end * fps))
+    if first < 0 or first >= last:
+        raise ValueError(
+            f"time range start={start} end={end} s is empty for {n} frames ({n / fps:.2f} s)"
+        )
+    return first, last
+
+
+def depth_image(out: dict[str, torch.Tensor], sampler: str) -> np.ndarray:
+    """The head's depth of one rendered frame as ``(res, res) uint8`` (module docstring)."""
+    depth = out["depth"]
+    if sampler != "ernerf":
+        acc = out["acc"]
+        hit = acc > 0.01
+        d = torch.where(hit, depth / acc.clamp(min=1e-6), torch.zeros_like(depth))
+        if hit.any():
+            lo, hi = d[hit].min(), d[hit].max()
+            d = torch.where(hit, (d - lo) / (hi - lo).clamp(min=1e-6), torch.zeros_like(d))
+        depth = d
+    return (depth.clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)  # ER-NeRF truncates
+
+
 def to_rgba(out: dict[str, torch.Tensor]) -> np.ndarray:
     rgb = (out["rgb"].cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
     a = (out["acc"].cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
@@ -155,30 +196,43 @@ def run(args: argparse.Namespace) -> None:
         )
     feats = torch.as_tensor(feats_np, device=device)
     apply_options(data, args)
-    frame_index = pingpong(len(feats), data.n_frames)
+    try:
+        first, last = frame_range(len(feats), data.fps, args.start, args.end)
+    except ValueError as err:
+        raise TwinflowError(f"render '{args.render}': {err}") from err
+    n_out = last - first
+    frame_index = pingpong(n_out, data.n_frames)
     t0 = time.perf_counter()
-    with MaskWriter(args.out, data.fps, kind="rgba") as writer:
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(MaskWriter(args.out, data.fps, kind="rgba"))
+        depth_writer = None
+        if args.depth_out:
+            depth_writer = stack.enter_context(MaskWriter(args.depth_out, data.fps, kind="gray"))
 
         def write(k: int, out: dict) -> None:
             writer.write(to_rgba(out))
+            if depth_writer is not None:
+                depth_writer.write(depth_image(out, head.cfg.sampler))
             if (k + 1) % 25 == 0:
                 log.info(
                     "%d / %d frames (%.2f s per frame)",
                     k + 1,
-                    len(feats),
+                    n_out,
                     (time.perf_counter() - t0) / (k + 1),
                 )
 
         render_sequence(
             head, torso, data, feats, frame_index, args.chunk or head.cfg.chunk, write,
-            lips=args.smooth_lips,
+            lips=args.smooth_lips, first=first,
         )  # fmt: skip
     seconds = time.perf_counter() - t0
     write_json(
         args.out_json,
         {
             "render": args.render,
-            "frames": len(feats),
+            "frames": n_out,
+            "audio_frames": [first, last],
+            "audio_start_s": first / data.fps,
             "frame_index": frame_index.tolist(),
             "fps": data.fps,
             "crop": data.crop.tolist(),
@@ -186,18 +240,27 @@ def run(args: argparse.Namespace) -> None:
             "audio_features": info["kind"],
             "options": {
                 k: getattr(args, k)
-                for k in ("smooth_path", "smooth_lips", "smooth_eye", "fix_eye", "bg")
+                for k in (
+                    "smooth_path",
+                    "smooth_lips",
+                    "smooth_eye",
+                    "fix_eye",
+                    "bg",
+                    "start",
+                    "end",
+                )
             },
+            "depth": bool(args.depth_out),
             "seconds": seconds,
             **steps,
         },
     )
     log.info(
         "%d frames at %d px in %.1f s (%.2f frames/s)",
-        len(feats),
+        n_out,
         data.res,
         seconds,
-        len(feats) / max(seconds, 1e-9),
+        n_out / max(seconds, 1e-9),
     )
 
 
@@ -214,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smooth-eye", action="store_true", help="ER-NeRF --smooth_eye")
     p.add_argument("--fix-eye", type=float, default=None, help="ER-NeRF --fix_eye (0..1)")
     p.add_argument("--bg", default=None, help="white or black instead of the plate")
+    p.add_argument("--start", type=float, default=None, help="time range: first second")
+    p.add_argument("--end", type=float, default=None, help="time range: last second")
+    p.add_argument("--depth-out", default=None, help="depth.mkv (the head's depth, grey)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True, help="render.mkv (RGBA)")

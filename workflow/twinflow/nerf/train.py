@@ -39,7 +39,7 @@ from twinflow.nerf.dataset import FACE, HEAD
 from twinflow.nerf.losses import (
     ambient_loss,
     binary_entropy,
-    make_patch_loss,
+    patch_loss_for,
     uncertainty_weighted_mse,
 )
 from twinflow.nerf.model import (
@@ -105,6 +105,19 @@ class Progress:
                 self.t0 = time.perf_counter()
             frac = max(frac, min(1.0, (time.perf_counter() - self.t0) / self.budget))
         return frac
+
+
+def lips_lr_schedule(opt, progress: Progress, cfg: NerfConfig, steps: int, done: int):
+    """The lips stage's rate (``lips_schedule``): ``twinflow``: from the head stage's final factor
+    ``lr_decay``, ``lips_lr_decay`` more; ``ernerf``: ``lips_lr_decay ** ((done + t) / (done +
+    steps))`` with ``t`` the stage's steps (``progress`` x ``steps``), ``done`` the steps before
+    it (ER-NeRF's LambdaLR ``0.05 ** (iter / iters)`` continuing the head stage's ``iter``)."""
+    if cfg.lips_schedule == "ernerf":
+        total = max(done + steps, 1)
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: cfg.lips_lr_decay ** ((done + progress(i) * steps) / total)
+        )
+    return decay_schedule(opt, progress, cfg.lips_lr_decay, start=cfg.lr_decay)
 
 
 def decay_schedule(
@@ -179,16 +192,29 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
         if args.steps is not None
         else (cfg.head_steps if stage == "head" else cfg.lips_steps)
     )
+    done, ema_start = 0, None
     if init is not None:
         head.load_state_dict(init["modules"]["head"])
-        meta["init"] = {"path": str(args.init), "steps": int(init["steps"])}
+        done = int(init["steps"])
+        meta["init"] = {"path": str(args.init), "steps": done}
+        if cfg.ema_warmup and "head" in init.get("last", {}):
+            # ER-NeRF's resumed trainer: the last (not averaged) weights, the average goes on
+            with torch.no_grad():
+                params = dict(head.named_parameters(remove_duplicate=False))
+                for name, value in init["last"]["head"].items():
+                    params[name].copy_(value)
+            ema_start = {"head": init["ema"]["head"]}
     opt = adamw(head.param_groups(cfg.lr, cfg.lr_net))
     progress = Progress(steps, args.max_minutes)
     if stage == "head":
         sched = decay_schedule(opt, progress, cfg.lr_decay)
-    else:  # lips: continue from the head stage's final rate, decaying further
-        sched = decay_schedule(opt, progress, cfg.lips_lr_decay, start=cfg.lr_decay)
-    patch_loss = make_patch_loss(cfg.perceptual, args.registry) if stage == "lips" else None
+    else:
+        sched = lips_lr_schedule(opt, progress, cfg, steps, done)
+    patch_loss = None
+    if stage == "lips":
+        patch_loss, used = patch_loss_for(cfg.perceptual, args.registry)
+        meta["patch_loss"] = used
+        (log.warning if used.startswith("structural (") else log.info)("lips patch loss: %s", used)
     if patch_loss is not None and isinstance(patch_loss, torch.nn.Module):
         patch_loss = patch_loss.to(device)
     gen = torch.Generator(device="cpu")
@@ -227,7 +253,10 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
         sched.step()
         return parts
 
-    _run({"head": head}, {"head": opt}, {"head": sched}, step, steps, args, cfg, meta)
+    _run(
+        {"head": head}, {"head": opt}, {"head": sched}, step, steps, args, cfg, meta,
+        ema_offset=done, ema_start=ema_start,
+    )  # fmt: skip
 
 
 def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, Any]) -> None:
@@ -336,7 +365,9 @@ def _expect(data: NerfData) -> dict[str, Any]:
     return {"audio_features": data.feature_info["kind"], "audio_dim": int(data.features.shape[-1])}
 
 
-def _run(modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta) -> None:
+def _run(
+    modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta, ema_offset=0, ema_start=None
+) -> None:
     loop = LoopConfig(
         steps=steps,
         save_every=args.save_every or cfg.save_every,
@@ -345,8 +376,13 @@ def _run(modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta) -> N
         max_minutes=args.max_minutes,
         desc=f"nerf {args.stage}",
         ema_decay=cfg.ema_decay,
+        ema_every=cfg.ema_every,
+        ema_warmup=cfg.ema_warmup,
+        ema_offset=ema_offset,
     )
-    result = run_training(modules, optims, step, loop, args.out, meta, schedulers=scheds)
+    result = run_training(
+        modules, optims, step, loop, args.out, meta, schedulers=scheds, ema_start=ema_start
+    )
     if result.resumed_from:
         log.info("resumed from step %d", result.resumed_from)
     last = result.history[-1] if result.history else {}

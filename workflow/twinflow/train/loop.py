@@ -6,7 +6,11 @@ to the final checkpoint (``<final>.resume.pt``, not a declared output, so Snakem
 job is killed), continues from it when rerun, and writes the final checkpoint atomically. With
 ``ema_decay`` it keeps an exponential moving average of the parameters
 (:class:`twinflow.train.ema.ParameterEMA`), saved in the resumable state, and the final
-checkpoint holds the averaged parameters.
+checkpoint holds the averaged parameters. ``ema_every`` > 1 updates the average every that many
+steps (counted from ``ema_offset``, the steps a previous stage already made), ``ema_warmup`` is
+``torch_ema``'s average (:class:`twinflow.train.ema.ParameterEMA`); with it the final checkpoint
+also keeps the average's state (``ema``) and the last, un-averaged parameters (``last``), so a
+later stage can continue both, as a resumed reference trainer does (``ema_start``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ class LoopConfig:
             after each step (0: none); the final checkpoint then holds the averages (buffers
             as trained). A few hundred steps of averaging (0.99-0.998) remove the step-to-step
             noise that a high learning rate leaves in the last weights.
+        ema_every: update the average only after every ``ema_every``-th step.
+        ema_warmup: ``torch_ema``'s average (starts at the initial parameters, per-update decay
+            ``min(ema_decay, (1 + n) / (10 + n))``); the final checkpoint then also holds
+            ``ema`` (the average's state) and ``last`` (the last parameters of each module).
+        ema_offset: steps made before this run (a previous stage's), so that the updates fall
+            on the multiples of ``ema_every`` of the total step count.
     """
 
     steps: int
@@ -53,6 +63,9 @@ class LoopConfig:
     max_minutes: float | None = None
     desc: str = "train"
     ema_decay: float = 0.0
+    ema_every: int = 1
+    ema_warmup: bool = False
+    ema_offset: int = 0
 
 
 @dataclass
@@ -98,17 +111,24 @@ def run_training(
     meta: dict[str, Any],
     schedulers: dict[str, Any] | None = None,
     extra_state: dict[str, Any] | None = None,
+    ema_start: dict[str, dict[str, Any]] | None = None,
 ) -> TrainResult:
     """Train ``modules`` for ``cfg.steps`` steps and write the final checkpoint to ``final_path``.
 
     The final checkpoint holds ``modules`` (state dicts), ``meta``, ``history`` (logged losses),
     ``steps`` and ``extra`` (``extra_state``, e.g. normalisation statistics). ``step(i)`` runs one
     optimisation step (it owns zero_grad/backward/optimizer.step) and returns scalar losses.
+    ``ema_start``: per module, an average's state to continue (a previous stage's ``ema``).
     """
     schedulers = schedulers or {}
     state_file = resume_path(final_path)
     seed_everything(cfg.seed)
-    emas = {n: ParameterEMA(m, cfg.ema_decay) for n, m in modules.items()} if cfg.ema_decay else {}
+    emas = {}
+    if cfg.ema_decay:
+        emas = {n: ParameterEMA(m, cfg.ema_decay, cfg.ema_warmup) for n, m in modules.items()}
+    for name, state in (ema_start or {}).items():
+        if name in emas:
+            emas[name].load_state_dict(state)
     start_step = 0
     history: list[dict[str, float]] = []
     if state_file.exists():
@@ -144,6 +164,12 @@ def run_training(
             data["schedulers"] = {n: s.state_dict() for n, s in schedulers.items()}
             data["rng"] = _rng_state()
             data["ema"] = {n: e.state_dict() for n, e in emas.items()}
+        elif final and cfg.ema_warmup:
+            data["ema"] = {n: e.state_dict() for n, e in emas.items()}
+            data["last"] = {
+                n: {k: p.detach().clone() for k, p in m.named_parameters(remove_duplicate=False)}
+                for n, m in modules.items()
+            }
         return data
 
     for module in modules.values():
@@ -155,8 +181,9 @@ def run_training(
     running: dict[str, float] = {}
     for i in bar:
         losses = step(i)
-        for name, ema in emas.items():
-            ema.update(modules[name])
+        if (cfg.ema_offset + i + 1) % cfg.ema_every == 0:
+            for name, ema in emas.items():
+                ema.update(modules[name])
         for k, v in losses.items():
             running[k] = 0.9 * running.get(k, v) + 0.1 * float(v)
         bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()}, refresh=False)
