@@ -275,3 +275,31 @@ def test_missing_sd_weights_and_clip_encoder_fail_clearly(tmp_path):
     except ImportError:
         with pytest.raises(TwinflowError, match="transformers"):
             build_denoiser(get_preset("tiny", {**SMALL, "ref_encoder": "clip"}), "body", registry)
+
+
+def test_gpu_bench_times_inference_and_a_training_step_of_both_models(capsys):
+    """The paper-size benchmark at reduced widths (its layers, batch and optimiser as the paper
+    preset's): a render of two frames, then a timed training step of the body and head models."""
+    from twinflow.anchor import gpu_bench
+
+    narrow = {
+        "body_size": 64,
+        "head_size": 64,
+        "block_out_channels": "[32,64,64,64]",
+        "cond_embed_channels": "[16,16,16,16]",
+        "norm_num_groups": 8,
+        "attention_heads": 2,
+        "layers_per_block": 1,
+    }
+    sets = [arg for k, v in narrow.items() for arg in ("--set", f"{k}={v}")]
+    args = gpu_bench.build_parser().parse_args(
+        ["--device", "cpu", "--frames", "2", "--steps", "1", "--threads", "1", *sets]
+    )
+    gpu_bench.run(args)
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames_timed"] == 2 and result["seconds_per_video"] > 0
+    for kind in ("body", "head"):
+        train = result["train"][kind]
+        assert train["batch"] == 4 and train["px"] == 64, train
+        assert train["s_per_step"] > 0 and train["loss_finite"], train
+        assert train["trainable_params_m"] > 1, train

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from twinflow.anchor import runtime
 from twinflow.anchor.data import ClipSet, load_clips
 from twinflow.anchor.generate import inpaint_inputs, to_tensor
-from twinflow.anchor.models import build_codec, build_denoiser
+from twinflow.anchor.models import Denoiser, build_codec, build_denoiser
 from twinflow.anchor.presets import AnchorConfig, get_preset
 from twinflow.errors import InputError
 from twinflow.models import REGISTRY
@@ -53,6 +53,44 @@ def epoch_steps(cfg: AnchorConfig, frames: int, batch: int) -> int | None:
     if not cfg.epochs:
         return None
     return cfg.epochs * -(-frames // batch)
+
+
+def denoising_loss(
+    model: Denoiser,
+    codec,
+    cfg: AnchorConfig,
+    alphas: torch.Tensor,
+    x0: torch.Tensor,
+    control: torch.Tensor,
+    reference: torch.Tensor,
+    *,
+    known: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The training loss of one batch: MSE between the noise added at random DDPM timesteps and
+    the predicted noise (epsilon prediction), with the preset's condition dropout.
+
+    ``x0`` ``(B, C, h, w)``: clean images (pixel space) or their VAE latents; ``control``
+    ``(B, 3, H, W)`` in [0, 1]; ``reference`` ``(B, 3, R, R)`` in [-1, 1]; ``alphas``: the
+    scheduler's ``alphas_cumprod`` ``(T,)``. Head model: ``known`` ``(B, 3, H, W)`` in [-1, 1] (the
+    crop whose masked part is regenerated) and ``mask`` ``(B, 1, H, W)`` (1 = regenerate).
+    """
+    batch = x0.shape[0]
+    noise = torch.randn_like(x0)
+    t = torch.randint(0, len(alphas), (batch,), device=x0.device)
+    a = alphas[t].view(-1, 1, 1, 1)
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    tokens = model.tokens(reference)
+    r = torch.rand(batch, device=x0.device)
+    drop_ref = (r < cfg.drop_ref) | (r >= 1 - cfg.drop_both)
+    drop_ctrl = ((r >= cfg.drop_ref) & (r < cfg.drop_ref + cfg.drop_control)) | (
+        r >= 1 - cfg.drop_both
+    )
+    tokens = torch.where(drop_ref.view(-1, 1, 1), model.null_tokens(tokens), tokens)
+    control = control * (~drop_ctrl).float().view(-1, 1, 1, 1)
+    inpaint = None if known is None else inpaint_inputs(codec, known, mask, cfg)
+    eps = model(xt, t, control, tokens, inpaint=inpaint)
+    return F.mse_loss(eps.float(), noise)
 
 
 def train_model(
@@ -92,7 +130,6 @@ def train_model(
 
     scheduler = DDPMScheduler.from_config(sched_cfg)
     alphas = scheduler.alphas_cumprod.to(device)
-    n_t = scheduler.config.num_train_timesteps
 
     # Images stay uint8 in memory (a paper-size twin has thousands of 512 px frames) and are
     # converted per batch; in latent space every image is encoded once (VAE means).
@@ -130,26 +167,13 @@ def train_model(
         ref_idx = np.array([np.random.choice(pools[clip_of[j]]) for j in idx])
         x0 = images_at(idx) if x0_all is None else x0_all[idx].to(device)
         ctrl = to_tensor(controls[idx], device).add(1).div(2)
-        ref = images_at(ref_idx)
-        noise = torch.randn_like(x0)
-        t = torch.randint(0, n_t, (batch,), device=device)
-        a = alphas[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        tokens = model.tokens(ref)
-        r = torch.rand(batch, device=device)
-        drop_ref = (r < cfg.drop_ref) | (r >= 1 - cfg.drop_both)
-        drop_ctrl = ((r >= cfg.drop_ref) & (r < cfg.drop_ref + cfg.drop_control)) | (
-            r >= 1 - cfg.drop_both
-        )
-        tokens = torch.where(drop_ref.view(-1, 1, 1), model.null_tokens(tokens), tokens)
-        ctrl = ctrl * (~drop_ctrl).float().view(-1, 1, 1, 1)
-        inp = None
+        known = mask = None
         if kind == "head":
             # the known pixels come from the body-size frame, as at inference
-            known = to_tensor(context[idx], device)
-            inp = inpaint_inputs(codec, known, mask_all[idx].to(device), cfg)
-        eps = model(xt, t, ctrl, tokens, inpaint=inp)
-        loss = F.mse_loss(eps.float(), noise)
+            known, mask = to_tensor(context[idx], device), mask_all[idx].to(device)
+        loss = denoising_loss(
+            model, codec, cfg, alphas, x0, ctrl, images_at(ref_idx), known=known, mask=mask
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
