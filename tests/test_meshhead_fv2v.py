@@ -20,6 +20,13 @@ from twinflow.train import load_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "meshhead" / "fv2v"
 TOLERANCE = 1e-4
+# End to end, the generator's outputs (frames, masks, occlusion) chain every network: keypoints
+# that differ by float32 rounding (<= 1e-4, hardware-dependent) move the warp, so the frames differ
+# more (measured: up to 1.0e-3 on an Intel CPU with 1 thread, 1.3e-3 on an AMD EPYC with 2).
+# Each network fed the reference's own inputs stays within TOLERANCE
+# (test_each_network_on_the_reference_inputs), which is where a wrong layer would show.
+CHAINED = ("prediction", "mask", "occlusion_map")
+CHAINED_TOLERANCE = 3e-3
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +109,10 @@ def test_converted_checkpoint_reproduces_the_reference(weights, case, tmp_path, 
     assert set(ref) == set(ours)
     diffs = {k: float(np.abs(ours[k].numpy() - ref[k]).max()) for k in ref}
     print(case, "max |diff|:", max(diffs.values()), diffs)
-    assert max(diffs.values()) <= TOLERANCE, diffs
+    chained = {k: v for k, v in diffs.items() if k.removeprefix("relative_") in CHAINED}
+    rest = {k: v for k, v in diffs.items() if k not in chained}
+    assert max(rest.values()) <= TOLERANCE, rest
+    assert max(chained.values()) <= CHAINED_TOLERANCE, chained
     # the frames are not trivial: they vary and differ from the source
     pred = ref["prediction"]
     assert (
@@ -226,9 +236,9 @@ def test_training_losses_are_the_references(weights, fixture_threads):
     expression; discriminator hinge) on the ``original`` case's networks in training mode, with
     recipe VGG-19 and Hopenet weights and the same seed for the equivariance transform."""
     from tests.fixtures.meshhead.fv2v.recipe import recipe_tensor
-    from twinflow.animate.vgg import VGG19Features
     from twinflow.meshhead.fv2v.hopenet import Hopenet
     from twinflow.meshhead.fv2v.losses import GeneratorLoss, discriminator_loss
+    from twinflow.train.vgg import VGG19Features
 
     cfg = load_config(FIXTURES / "losses.yaml", "original")
     assert (cfg.perceptual, cfg.headpose, cfg.w_headpose, cfg.w_perceptual) == (
@@ -263,6 +273,8 @@ def test_training_losses_are_the_references(weights, fixture_threads):
     assert set(ref) == set(losses)
     diffs = {k: abs(losses[k].item() - float(ref[k])) for k in ref}
     print("losses", {k: float(v) for k, v in ref.items()}, "max |diff|", diffs, pred_diff)
-    assert pred_diff <= TOLERANCE
-    # sums of many terms (the perceptual loss is ~1e2): 1e-4 relative
-    assert all(d <= TOLERANCE * max(1.0, abs(float(ref[k]))) for k, d in diffs.items()), diffs
+    assert pred_diff <= CHAINED_TOLERANCE  # the whole model, chained (see CHAINED_TOLERANCE)
+    # computed on the chained prediction (and sums of many terms): relative to their size, as the
+    # frames' bound (measured: at most 2.2e-4, the GAN term, on an AMD EPYC)
+    bound = {k: CHAINED_TOLERANCE * max(1.0, abs(float(ref[k]))) for k in ref}
+    assert all(d <= bound[k] for k, d in diffs.items()), diffs
