@@ -15,7 +15,7 @@ from twinflow.animate.losses import ReconstructionLoss, equivariance_losses
 from twinflow.animate.model import MRAA
 from twinflow.animate.modes import animation_regions
 from twinflow.animate.presets import PRESETS, get_preset
-from twinflow.animate.vgg import VGG19Features
+from twinflow.train.vgg import VGG19Features
 
 TINY = get_preset("tiny")
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from twinflow.animate.augment import PairAugmentation, adjust, hsv_to_rgb, resize_crop, rgb_to_hsv
 from twinflow.animate.presets import PRESETS, get_preset
 from twinflow.animate.schedule import make_schedule
 from twinflow.errors import InputError
+from twinflow.train.augment import PairAugmentation, adjust, hsv_to_rgb, resize_crop, rgb_to_hsv
 
 
 def test_epoch_schedule_is_the_references():

@@ -3,11 +3,13 @@ render options of the plan (fast, no media)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from scipy.spatial.transform import Rotation
 
 from twinflow.meshhead import plan
@@ -136,3 +138,68 @@ def test_plan_render_options_and_pretrained_warp():
                        ({"adapt_scale": "maybe"}, "adapt_scale")):  # fmt: skip
         with pytest.raises(ValueError, match=match):
             plan.render_options(render_row(bad), s)
+
+
+def test_augmented_pairs_carry_their_driving_labels():
+    """face-vid2vid's augmentation (vox-256.yaml: time flip, mirror, colour jitter 0.1 in the
+    paper preset): a mirrored pair mirrors the driving frame's yaw, roll and mouth box, a swapped
+    pair takes the other frame's labels, and with nothing on no random number is drawn."""
+    from twinflow.meshhead.train_warp import mirror_labels, pair_batch
+    from twinflow.train.augment import PairAugmentation
+
+    paper = warp_preset("paper")
+    assert (paper.time_flip, paper.hflip, paper.brightness, paper.hue) == (True, True, 0.1, 0.1)
+    # mirroring R = R_x(pitch) R_y(yaw) R_z(roll) in x negates yaw and roll
+    rot = Rotation.from_euler("XYZ", np.random.default_rng(2).uniform(-0.5, 0.5, (10, 3)))
+    flip = np.diag([-1.0, 1.0, 1.0])
+    mirrored = torch.from_numpy(euler_degrees(flip @ rot.as_matrix() @ flip))
+    pose = torch.from_numpy(euler_degrees(rot.as_matrix()))
+    assert torch.allclose(mirror_labels(pose, torch.zeros(10, 4))[0], mirrored, atol=1e-9)
+
+    frames = torch.full((2, 8, 8, 3), 128, dtype=torch.uint8)
+    frames[0, :, 0] = 255  # frame 0: a bright left column
+    pose = torch.tensor([[10.0, 5.0, 3.0], [-4.0, 2.0, 1.0]])
+    boxes = torch.tensor([[0.1, 0.2, 0.5, 0.6], [-0.3, 0.0, 0.1, 0.4]])
+    still = {"brightness": 0, "contrast": 0, "saturation": 0, "hue": 0}
+    src, drv = np.array([1]), np.array([0])
+    np.random.seed(0)
+    seen = set()
+    mirror = PairAugmentation(SimpleNamespace(time_flip=False, hflip=True, **still))
+    for _ in range(20):
+        batch = pair_batch(frames, pose, boxes, src, drv, mirror, "cpu")
+        flipped = bool(batch["driving"][0, 0, 0, -1] > 0.9)  # the bright column moved right
+        want_pose, want_box = (([-10.0, 5, -3], [-0.5, 0.2, -0.1, 0.6]) if flipped
+                               else (pose[0].tolist(), boxes[0].tolist()))  # fmt: skip
+        assert torch.allclose(batch["pose"][0], torch.tensor(want_pose))
+        assert torch.allclose(batch["mouth_box"][0], torch.tensor(want_box))
+        seen.add(flipped)
+    assert seen == {True, False}
+    swap = PairAugmentation(SimpleNamespace(time_flip=True, hflip=False, **still))
+    seen = set()
+    for _ in range(20):
+        batch = pair_batch(frames, pose, boxes, src, drv, swap, "cpu")
+        swapped = bool(batch["driving"][0, 0, 0, 0] < 0.9)  # frame 1 is driving
+        assert torch.equal(batch["pose"][0], pose[1 if swapped else 0])
+        assert torch.equal(batch["mouth_box"][0], boxes[1 if swapped else 0])
+        seen.add(swapped)
+    assert seen == {True, False}
+    off = PairAugmentation(warp_preset("tiny"))
+    state = np.random.get_state()
+    batch = pair_batch(frames, pose, boxes, src, drv, off, "cpu")
+    after = np.random.get_state()
+    assert np.array_equal(after[1], state[1]) and after[2] == state[2]  # nothing drawn
+    assert torch.equal(batch["driving"][0], frames[0].permute(2, 0, 1) / 255)
+
+
+def test_reference_yaml_augmentation_is_read():
+    from twinflow.meshhead.fv2v.config import from_reference_yaml, named_config
+
+    fixture = Path(__file__).parent / "fixtures" / "meshhead" / "fv2v" / "losses.yaml"
+    data = yaml.safe_load(fixture.read_text())
+    data.setdefault("dataset_params", {})["augmentation_params"] = {
+        "flip_param": {"horizontal_flip": False, "time_flip": True},
+        "jitter_param": {"hue": 0.2},
+    }
+    cfg = from_reference_yaml(data, "original")
+    assert (cfg.time_flip, cfg.hflip, cfg.hue, cfg.brightness) == (True, False, 0.2, 0.0)
+    assert named_config("vox-256").hflip  # vox-256.yaml's: both flips, jitter 0.1

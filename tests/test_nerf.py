@@ -380,7 +380,7 @@ def test_vgg_patch_loss_without_weights_is_a_clear_error(tmp_path):
     from twinflow.errors import ModelFileError
     from twinflow.nerf.losses import make_patch_loss
 
-    pytest.importorskip("twinflow.animate.vgg")
+    pytest.importorskip("twinflow.train.vgg")
     registry = tmp_path / "registry.yaml"
     registry.write_text((REPO / "models" / "registry.yaml").read_text())
     with pytest.raises(ModelFileError, match="vgg19"):

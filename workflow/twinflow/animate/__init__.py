@@ -19,8 +19,9 @@ Modules (one purpose each):
 * :mod:`.blocks` -- convolution blocks, the hourglass, anti-aliased resizing.
 * :mod:`.region_predictor`, :mod:`.bg_motion`, :mod:`.flow_predictor`, :mod:`.generator`,
   :mod:`.avd` -- the networks; :mod:`.model` bundles them.
-* :mod:`.losses`, :mod:`.vgg` -- reconstruction and equivariance losses; :mod:`.augment` -- the
-  reference's augmentations; :mod:`.schedule` -- its epoch schedule.
+* :mod:`.losses` -- reconstruction and equivariance losses; :mod:`.schedule` -- the reference's
+  epoch schedule (its augmentations and VGG-19, shared with the other pipelines:
+  :mod:`twinflow.train.augment`, :mod:`twinflow.train.vgg`).
 * :mod:`.modes` -- standard, relative and avd animation.
 * :mod:`.data`, :mod:`.landmarks`, :mod:`.runtime` -- datasets, face landmarks, device/threads.
 * Stages (``python -m twinflow.animate.<stage>``): :mod:`.dataset`, :mod:`.train`,

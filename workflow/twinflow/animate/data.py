@@ -171,7 +171,7 @@ class PairSampler:
     """Random (source, driving) training pairs as the reference's training data: a video picked
     uniformly (its ``id_sampling``: every video weighs the same however long it is), two of its
     frames drawn with replacement, the earlier one the source, then ``augment``
-    (:class:`twinflow.animate.augment.PairAugmentation`; None: none). Draws from numpy's and
+    (:class:`twinflow.train.augment.PairAugmentation`; None: none). Draws from numpy's and
     torch's global generators, which the training loop saves and restores on resume."""
 
     def __init__(self, clips: list[Clip], batch: int, augment=None):

@@ -9,7 +9,7 @@ Reconstruction (``recon_loss``):
   texture, which plain L1 blurs; together they stand in for the paper's VGG-19 perceptual loss.
 * ``"vgg19"`` (the paper's): on the same pyramid, ``sum_l perceptual_weights[l] * mean|V_l(G) -
   V_l(D)|`` over VGG-19's relu1_1 ... relu5_1 features; needs user-supplied weights
-  (:mod:`twinflow.animate.vgg`).
+  (:mod:`twinflow.train.vgg`).
 
 Equivariance (the paper's, on the region parameters): a random affine+TPS warp ``T`` of the
 driving frame ``D`` gives ``D_T(p) = D(T(p))``; its regions must map back onto ``D``'s:

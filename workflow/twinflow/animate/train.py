@@ -6,7 +6,7 @@
 
 Each step reconstructs a batch of driving frames from source frames of the same videos
 (:class:`twinflow.animate.data.PairSampler`, augmented as the reference:
-:mod:`twinflow.animate.augment`) and minimises the reconstruction loss plus the equivariance
+:mod:`twinflow.train.augment`) and minimises the reconstruction loss plus the equivariance
 losses (:mod:`twinflow.animate.losses`). Adam (betas 0.5, 0.999) at the preset's ``lr``, divided
 by 10 at the milestones; the length is the reference's epoch schedule unless ``--steps`` (or the
 preset's ``steps``) is given (:mod:`twinflow.animate.schedule`). Resumable: a state saved every
@@ -26,7 +26,6 @@ import logging
 
 import torch
 
-from twinflow.animate.augment import PairAugmentation
 from twinflow.animate.data import PairSampler, dataset_size, load_clips
 from twinflow.animate.losses import ReconstructionLoss, equivariance_losses
 from twinflow.animate.model import MRAA, load_model, preset_meta
@@ -37,6 +36,7 @@ from twinflow.cli import stage_main
 from twinflow.errors import InputError
 from twinflow.presets import parse_overrides, resolve_preset
 from twinflow.train import LoopConfig, run_training, save_checkpoint, seed_everything
+from twinflow.train.augment import PairAugmentation
 from twinflow.train.checkpoint import CheckpointError
 
 log = logging.getLogger("twinflow.animate.train")
@@ -135,7 +135,7 @@ def train(args: argparse.Namespace) -> None:
         model = MRAA(cfg).to(device)
     vgg = None
     if cfg.recon_loss == "vgg19":
-        from twinflow.animate.vgg import load_vgg19
+        from twinflow.train.vgg import load_vgg19
 
         vgg = load_vgg19(args.vgg, args.registry).to(device)
     recon = ReconstructionLoss(cfg, vgg).to(device)

@@ -159,7 +159,11 @@ class WarpConfig:
     ``sigma_tps``, ``points_tps``. ``perceptual``: ``"vgg19"`` (user-supplied weights) or the
     fallback ``"l1"``; ``headpose``: ``"hopenet"`` (user-supplied), ``"tracked"`` (fallback:
     the tracked head pose) or ``"none"``. ``mouth_weight``: twinflow's extra L1 inside the
-    driving mouth box (0 = the reference's losses only).
+    driving mouth box (0 = the reference's losses only). Augmentation of each training pair (the
+    reference's ``augmentation_params``, :mod:`twinflow.train.augment`): ``time_flip`` (swap
+    source and driving), ``hflip`` (mirror both; the driving frame's tracked pose and mouth box
+    are mirrored with it), colour jitter strengths ``brightness``, ``contrast``, ``saturation``,
+    ``hue`` (0 = off).
     """
 
     size: int = 64
@@ -216,6 +220,12 @@ class WarpConfig:
     perceptual: str = "l1"
     headpose: str = "tracked"
     mouth_weight: float = 0.0
+    time_flip: bool = False
+    hflip: bool = False
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
 
 
 def _faceformer(**fields) -> Audio2MeshConfig:
@@ -269,7 +279,8 @@ VOX256 = dict(
     spade_hidden=128, dm_block_expansion=32, dm_max_features=1024, dm_num_blocks=5,
     dm_compress=4, disc_scales=(1,), disc_block_expansion=32, disc_max_features=512,
     disc_num_blocks=4, disc_sn=True, steps=200_000, batch=32, lr=2e-4, lr_milestone=0.6,
-    perceptual="vgg19", headpose="hopenet",
+    perceptual="vgg19", headpose="hopenet", time_flip=True, hflip=True, brightness=0.1,
+    contrast=0.1, saturation=0.1, hue=0.1,
 )  # fmt: skip
 WARP_PRESETS = {"tiny": WarpConfig(), "paper": WarpConfig(**VOX256)}
 

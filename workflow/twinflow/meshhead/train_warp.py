@@ -12,8 +12,10 @@ otherwise): four Adam optimisers (generator, keypoint detector, estimator, discr
 learning rates divided by 10 at ``lr_milestone`` x steps. ``perceptual="vgg19"`` needs the
 registry's ``vgg19`` and ``headpose="hopenet"`` its ``hopenet``; the ``tiny`` preset uses the
 named fallbacks (``l1``, ``tracked``: the twin's tracked head pose in the estimator's convention,
-:func:`twinflow.meshhead.driving.euler_degrees`). Not done here: the reference's data
-augmentation (flips, colour jitter) and its epoch/repeat bookkeeping (twinflow counts steps).
+:func:`twinflow.meshhead.driving.euler_degrees`). Each pair is augmented as the reference's
+``augmentation_params`` (:mod:`twinflow.train.augment`; ``paper``: time flip, mirror, colour
+jitter 0.1) with the driving frame's labels following the frames (:func:`pair_batch`). Not done
+here: the reference's epoch/repeat bookkeeping (twinflow counts steps).
 
 ``--pretrained`` starts from a warp checkpoint (a converted reference checkpoint, see
 ``python -m twinflow.convert fv2v``): its networks, architecture and size; the run's preset
@@ -54,6 +56,7 @@ from twinflow.train import (
     save_checkpoint,
     seed_everything,
 )
+from twinflow.train.augment import PairAugmentation
 
 log = logging.getLogger("twinflow.meshhead.train_warp")
 
@@ -90,7 +93,7 @@ def loss_networks(cfg: WarpConfig, registry: str | Path):
     """VGG-19 and Hopenet when the configuration asks for them (user-supplied weights)."""
     vgg = hopenet = None
     if cfg.perceptual == "vgg19" and any(cfg.w_perceptual):
-        from twinflow.animate.vgg import load_vgg19
+        from twinflow.train.vgg import load_vgg19
 
         vgg = load_vgg19(registry=registry)
     if cfg.headpose == "hopenet" and cfg.w_headpose:
@@ -111,6 +114,46 @@ def mouth_box(kp: torch.Tensor, mouth: list[int], margin: float = 0.08) -> torch
     """Boxes ``(B, 4)`` around the lip keypoints ``kp[:, mouth]`` ([-1, 1] units)."""
     m = kp[:, mouth]
     return torch.cat([m.min(1).values - margin, m.max(1).values + margin], 1)
+
+
+def mirror_labels(pose: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labels of a mirrored frame: yaw and roll ``pose[..., [0, 2]]`` change sign (for
+    ``R = R_x(pitch) R_y(yaw) R_z(roll)`` mirrored in x), the mouth box ``(x0, y0, x1, y1)``
+    becomes ``(-x1, y0, -x0, y1)`` ([-1, 1] units)."""
+    pose = pose * pose.new_tensor([-1.0, 1.0, -1.0])
+    box = torch.stack([-box[..., 2], box[..., 1], -box[..., 0], box[..., 3]], -1)
+    return pose, box
+
+
+def pair_batch(
+    frames: torch.Tensor,
+    pose: torch.Tensor,
+    boxes: torch.Tensor,
+    src: np.ndarray,
+    drv: np.ndarray,
+    augment: PairAugmentation,
+    device,
+) -> dict[str, torch.Tensor]:
+    """The training batch of pairs ``frames[src[i]] -> frames[drv[i]]`` (uint8 ``(N, S, S, 3)``),
+    augmented pair by pair; the driving frame's tracked ``pose`` ``(N, 3)`` and mouth box
+    ``boxes`` ``(N, 4)`` follow a swap or a mirror."""
+    if not augment.active:
+        return {
+            "source": to_tensor(frames[src].numpy(), device),
+            "driving": to_tensor(frames[drv].numpy(), device),
+            "pose": pose[drv].to(device),
+            "mouth_box": boxes[drv].to(device),
+        }
+    out: dict[str, list[torch.Tensor]] = {"source": [], "driving": [], "pose": [], "mouth_box": []}
+    for s, d in zip(src, drv, strict=True):
+        a, b, swapped, mirrored = augment.draw(frames[s].numpy(), frames[d].numpy())
+        target = s if swapped else d
+        p, box = pose[target], boxes[target]
+        if mirrored:
+            p, box = mirror_labels(p, box)
+        for key, value in (("source", a), ("driving", b), ("pose", p), ("mouth_box", box)):
+            out[key].append(value)
+    return {k: torch.stack(v).to(device) for k, v in out.items()}
 
 
 def start_config(args) -> tuple[WarpConfig, dict | None]:
@@ -155,11 +198,11 @@ def run(args: argparse.Namespace) -> None:
     if data["frames"].shape[1] != cfg.size:
         log.warning("frames are %d px, the warp %d: resizing", data["frames"].shape[1], cfg.size)
     frames = torch.from_numpy(resized(data["frames"], cfg.size))  # uint8, moved per batch
-    kp2d = torch.from_numpy(data["kp"]).float()
     pose = torch.from_numpy(euler_degrees(dataset["R"]).astype(np.float32))
     train = np.flatnonzero(data["split"] == 0)
     source_index = int(data["source_index"])
-    mouth = data["mouth_kp"].tolist()
+    boxes = mouth_box(torch.from_numpy(data["kp"]).float(), data["mouth_kp"].tolist())
+    augment = PairAugmentation(cfg)
     seed_everything(args.seed)  # the weights' init (the loop reseeds before training)
     model = FaceVid2Vid(cfg).to(device)
     disc = build_discriminator(cfg).to(device)
@@ -191,12 +234,7 @@ def run(args: argparse.Namespace) -> None:
         drv = np.random.choice(train, cfg.batch)
         src = np.random.choice(train, cfg.batch)
         src[np.random.rand(cfg.batch) < 0.25] = source_index
-        batch = {
-            "source": to_tensor(frames[src].numpy(), device),
-            "driving": to_tensor(frames[drv].numpy(), device),
-            "pose": pose[drv].to(device),
-            "mouth_box": mouth_box(kp2d[drv], mouth).to(device),
-        }
+        batch = pair_batch(frames, pose, boxes, src, drv, augment, device)
         disc.requires_grad_(False)
         losses, generated = loss_fn(batch, model, disc)
         total = sum(losses.values())

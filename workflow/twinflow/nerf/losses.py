@@ -84,7 +84,7 @@ class VGGPatchLoss(torch.nn.Module):
 
     def __init__(self, registry: str = "models/registry.yaml"):
         super().__init__()
-        from twinflow.animate.vgg import load_vgg19
+        from twinflow.train.vgg import load_vgg19
 
         self.vgg = load_vgg19(registry=registry)
 

@@ -4,7 +4,8 @@ Named: ``vox-256`` (``config/vox-256.yaml`` with ``run.py``'s default ``original
 ``vox-256-spade`` (the same YAML with ``--gen spade``, the released "Vox-256-New" model; this is
 the ``paper`` preset) and ``vox-256-beta`` (``config/vox-256-beta.yaml``: keypoint detector at
 full resolution, ``original`` generator). Any other YAML in the reference's format (its
-``model_params``, optionally ``train_params`` and ``dataset_params.frame_shape``) is read by
+``model_params``, optionally ``train_params`` and ``dataset_params``' ``frame_shape`` and
+``augmentation_params``) is read by
 :func:`from_reference_yaml`; widths the reference fixes in code (head-pose estimator, SPADE
 decoder) take the reference's values.
 """
@@ -113,6 +114,18 @@ def from_reference_yaml(data: dict[str, Any], generator: str) -> WarpConfig:
             }
         )
         fields.update({k: tp[k] for k in ("sigma_affine", "sigma_tps", "points_tps") if k in tp})
+    aug = (data.get("dataset_params") or {}).get("augmentation_params")
+    if aug is not None:
+        flip = aug.get("flip_param") or {}
+        jitter = aug.get("jitter_param") or {}
+        fields.update(
+            time_flip=bool(flip.get("time_flip", False)),
+            hflip=bool(flip.get("horizontal_flip", False)),
+            **{
+                k: float(jitter.get(k, 0.0))
+                for k in ("brightness", "contrast", "saturation", "hue")
+            },
+        )
     base = WARP_PRESETS["paper"]
     size = fields.get("size", base.size)
     fields["size"] = size

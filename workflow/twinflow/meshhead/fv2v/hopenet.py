@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from twinflow.animate.vgg import IMAGENET_MEAN, IMAGENET_STD
 from twinflow.meshhead.fv2v.keypoints import N_BINS
+from twinflow.train.vgg import IMAGENET_MEAN, IMAGENET_STD
 
 
 class Bottleneck(nn.Module):

@@ -1,4 +1,5 @@
-"""Augmentation of training pairs as the reference's ``augmentation.py`` does it.
+"""Augmentation of training pairs as the ``augmentation.py`` of the first-order-motion family
+does it (MRAA for :mod:`twinflow.animate`, face-vid2vid for :mod:`twinflow.meshhead`).
 
 One pair (source, driving: two frames of one video) at a time, in the reference's order:
 
@@ -23,8 +24,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-
-from twinflow.animate.presets import AnimateConfig
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -104,10 +103,19 @@ def resize_crop(
 
 class PairAugmentation:
     """``(source, driving)`` uint8 ``(H, W, 3)`` -> float ``(3, H, W)`` tensors in [0, 1], with
-    ``cfg``'s augmentations (see the module docstring)."""
+    ``cfg``'s augmentations (see the module docstring).
 
-    def __init__(self, cfg: AnimateConfig):
-        self.cfg = cfg
+    ``cfg``: a preset with the fields ``time_flip``, ``hflip`` (bools), ``brightness``,
+    ``contrast``, ``saturation``, ``hue`` (jitter strengths, 0 = off) and optionally
+    ``resize_ratio`` (``(low, high)`` or empty), e.g. an
+    :class:`~twinflow.animate.presets.AnimateConfig` or a
+    :class:`~twinflow.meshhead.presets.WarpConfig`.
+    """
+
+    def __init__(self, cfg):
+        self.time_flip = bool(cfg.time_flip)
+        self.hflip = bool(cfg.hflip)
+        self.resize_ratio = tuple(getattr(cfg, "resize_ratio", ()) or ())
         self.jitter = {
             "brightness": cfg.brightness,
             "saturation": cfg.saturation,
@@ -115,6 +123,11 @@ class PairAugmentation:
             "contrast": cfg.contrast,
         }
         self.jitter = {k: v for k, v in self.jitter.items() if v > 0}
+
+    @property
+    def active(self) -> bool:
+        """Whether any augmentation is on (when none is, no random number is drawn)."""
+        return self.time_flip or self.hflip or bool(self.resize_ratio) or bool(self.jitter)
 
     def factors(self) -> list[tuple[str, float]]:
         """The random colour adjustments of one pair, in the order they apply."""
@@ -130,14 +143,23 @@ class PairAugmentation:
     def __call__(
         self, source: np.ndarray, driving: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = self.cfg
-        if cfg.time_flip and np.random.rand() < 0.5:
-            source, driving = driving, source
-        elif cfg.hflip and np.random.rand() < 0.5:
-            source, driving = source[:, ::-1], driving[:, ::-1]
-        if cfg.resize_ratio:
-            source, driving = resize_crop([source, driving], cfg.resize_ratio, source.shape[0])
+        source, driving, _, _ = self.draw(source, driving)
+        return source, driving
+
+    def draw(
+        self, source: np.ndarray, driving: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
+        """The augmented pair and which flip was drawn: ``(source, driving, swapped,
+        mirrored)``, for labels that must follow the frames (a driving frame's head pose, boxes
+        on it)."""
+        swapped = mirrored = False
+        if self.time_flip and np.random.rand() < 0.5:
+            source, driving, swapped = driving, source, True
+        elif self.hflip and np.random.rand() < 0.5:
+            source, driving, mirrored = source[:, ::-1], driving[:, ::-1], True
+        if self.resize_ratio:
+            source, driving = resize_crop([source, driving], self.resize_ratio, source.shape[0])
         pair = torch.from_numpy(np.stack([source, driving])).permute(0, 3, 1, 2).float().div_(255.0)
         for kind, factor in self.factors():
             pair = adjust(pair, kind, factor)
-        return pair[0], pair[1]
+        return pair[0], pair[1], swapped, mirrored
