@@ -129,7 +129,6 @@ def time_training(
         mask = torch.zeros(batch, 1, size, size, device=device)
         mask[..., size // 6 : -size // 6, size // 5 : -size // 5] = 1
     cuda = device.type == "cuda"
-    seconds = 0.0
     for i in range(warmup + steps):
         if i == warmup:
             if cuda:
