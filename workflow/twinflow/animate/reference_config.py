@@ -18,6 +18,7 @@ import yaml
 
 from twinflow.animate.presets import AnimateConfig, check_config
 from twinflow.errors import TwinflowError
+from twinflow.train.augment import flip_and_jitter_fields
 
 
 class ReferenceConfigError(TwinflowError):
@@ -150,12 +151,7 @@ def _training(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     if "epoch_milestones" in avd:
         out["avd_epoch_milestones"] = tuple(int(m) for m in avd["epoch_milestones"])
     aug = (data.get("dataset_params") or {}).get("augmentation_params") or {}
-    flip = aug.get("flip_param") or {}
-    out["time_flip"] = bool(flip.get("time_flip", False))
-    out["hflip"] = bool(flip.get("horizontal_flip", False))
-    jitter = aug.get("jitter_param") or {}
-    for key in ("brightness", "contrast", "saturation", "hue"):
-        out[key] = float(jitter.get(key, 0.0))
+    out.update(flip_and_jitter_fields(aug))
     resize = aug.get("resize_param")
     out["resize_ratio"] = tuple(float(r) for r in resize["ratio"]) if resize else ()
     if aug.get("rotation_param"):

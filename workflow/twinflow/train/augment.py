@@ -21,6 +21,8 @@ resume).
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import torch
@@ -78,6 +80,19 @@ def adjust(x: torch.Tensor, kind: str, factor: float) -> torch.Tensor:
     else:
         raise ValueError(f"unknown colour adjustment {kind!r}")
     return out.clamp(0, 1)
+
+
+def flip_and_jitter_fields(augmentation_params: dict[str, Any]) -> dict[str, Any]:
+    """The preset fields ``time_flip``, ``hflip``, ``brightness``, ``contrast``, ``saturation``,
+    ``hue`` of a reference YAML's ``dataset_params.augmentation_params`` (its ``flip_param`` and
+    ``jitter_param``; what is absent is off)."""
+    flip = augmentation_params.get("flip_param") or {}
+    jitter = augmentation_params.get("jitter_param") or {}
+    return {
+        "time_flip": bool(flip.get("time_flip", False)),
+        "hflip": bool(flip.get("horizontal_flip", False)),
+        **{k: float(jitter.get(k, 0.0)) for k in ("brightness", "contrast", "saturation", "hue")},
+    }
 
 
 def resize_crop(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from twinflow.meshhead.presets import WARP_PRESETS, WarpConfig, check_warp
+from twinflow.train.augment import flip_and_jitter_fields
 
 NAMED = {
     "vox-256": {"generator": "original"},
@@ -116,16 +117,7 @@ def from_reference_yaml(data: dict[str, Any], generator: str) -> WarpConfig:
         fields.update({k: tp[k] for k in ("sigma_affine", "sigma_tps", "points_tps") if k in tp})
     aug = (data.get("dataset_params") or {}).get("augmentation_params")
     if aug is not None:
-        flip = aug.get("flip_param") or {}
-        jitter = aug.get("jitter_param") or {}
-        fields.update(
-            time_flip=bool(flip.get("time_flip", False)),
-            hflip=bool(flip.get("horizontal_flip", False)),
-            **{
-                k: float(jitter.get(k, 0.0))
-                for k in ("brightness", "contrast", "saturation", "hue")
-            },
-        )
+        fields.update(flip_and_jitter_fields(aug))
     base = WARP_PRESETS["paper"]
     size = fields.get("size", base.size)
     fields["size"] = size
