@@ -196,7 +196,7 @@ def test_training_forward_and_equivariance_losses_match_the_reference(converted)
     source, driving = torch.from_numpy(ref["train_source"]), torch.from_numpy(ref["train_driving"])
     out = model(source, driving)
     # Chained in training mode: batch-norm statistics of a 2-frame batch amplify float32 rounding
-    # through every network (measured 1.2e-5 on the Intel CPU that made the fixture, 2.4e-4 on an
+    # through every network (measured 1.2e-5 on the CPU that made the fixture, 2.4e-4 on an
     # AMD EPYC), so the bound here is 1e-3; in evaluation mode every output is within TOL.
     assert max_diff(out["prediction"], ref["train_prediction"]) <= 1e-3
     losses = equivariance_losses(

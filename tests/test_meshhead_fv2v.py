@@ -22,7 +22,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "meshhead" / "fv2v"
 TOLERANCE = 1e-4
 # End to end, the generator's outputs (frames, masks, occlusion) chain every network: keypoints
 # that differ by float32 rounding (<= 1e-4, hardware-dependent) move the warp, so the frames differ
-# more (measured: up to 1.0e-3 on an Intel CPU with 1 thread, 1.3e-3 on an AMD EPYC with 2).
+# more (measured: up to 1.0e-3 on the fixtures' CPU with 1 thread, 1.3e-3 on an AMD EPYC with 2).
 # Each network fed the reference's own inputs stays within TOLERANCE
 # (test_each_network_on_the_reference_inputs), which is where a wrong layer would show.
 CHAINED = ("prediction", "mask", "occlusion_map")
