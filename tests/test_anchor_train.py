@@ -95,6 +95,46 @@ def test_short_tiny_training_lowers_the_loss(tmp_path):
     assert out.shape == (3, 32, 32, 3) and out.dtype == np.uint8
 
 
+def with_faces(path: Path, detected: np.ndarray) -> Path:
+    """Rewrite a clip file with perception's face flags ``face_detected``."""
+    with np.load(path) as data:
+        arrays = dict(data)
+    np.savez_compressed(path, **arrays, face_detected=np.asarray(detected, bool))
+    return path
+
+
+def test_head_pass_skips_frames_without_a_face(tmp_path):
+    """The head model learns only from frames showing a face and regenerates only those; a head
+    model that saw no face is not trained and keeps the body's head everywhere."""
+    from twinflow.anchor.data import load_clips
+    from twinflow.anchor.inference import Trained, enhance_heads
+    from twinflow.anchor.train import train_model
+
+    cfg = get_preset("tiny", SMALL)
+    detected = np.arange(24) % 3 != 0  # every third frame: no face
+    data = load_clips([with_faces(synthetic_clip(tmp_path / "clip_000.npz"), detected)])
+    assert set(data.train_with_face) == set(np.flatnonzero(detected[:20]))
+    train_model("head", data, cfg, tmp_path / "head.pt", steps=2, log_every=1)
+    head = Trained.load(tmp_path / "head.pt", "head")
+    assert head.face_frames == int(detected[:20].sum())
+    a = data.arrays
+    crops = a["head"][:3]
+    args = (a["head_condition"][:3], a["head_mask"][:3], a["head_matrix"][:3])
+    heads = enhance_heads(head, crops, *args, steps=2, has_face=np.array([True, False, True]))
+    assert np.array_equal(heads.crops[1], crops[1]) and not heads.alpha[1].any()
+    assert heads.alpha[0].max() > 0.5 and heads.alpha[2].max() > 0.5
+    masked = a["head_mask"][0] > 0
+    assert not np.array_equal(heads.crops[0][masked], crops[0][masked])
+
+    faceless = load_clips([with_faces(synthetic_clip(tmp_path / "c1.npz"), np.zeros(24, bool))])
+    result = train_model("head", faceless, cfg, tmp_path / "none.pt", steps=5, log_every=1)
+    assert result.steps_done == 0
+    untrained = Trained.load(tmp_path / "none.pt", "head")
+    assert untrained.face_frames == 0
+    heads = enhance_heads(untrained, crops, *args, steps=2, has_face=np.ones(3, bool))
+    assert np.array_equal(heads.crops, crops) and not heads.alpha.any()
+
+
 def test_head_model_trains_and_keeps_unmasked_pixels(tmp_path):
     from twinflow.anchor.data import load_clips
     from twinflow.anchor.inference import Trained, enhance_heads

@@ -9,7 +9,6 @@ from tests.helpers import make_project, planned_jobs, shared_media, snakemake
 from twinflow.media.video import VideoWriter, iter_frames
 
 FAST = {
-    "perception": {"max_missing_face": 1.0},  # full-body shots show faces too small to track
     "mocap": {"overrides": {"iters_global": 3, "iters_body": 6, "iters_full": 4}},
 }
 
@@ -77,7 +76,8 @@ def test_no_person_fails_for_that_twin_only(tmp_path):
     assert (tmp_path / "results/ok/mocap/person0.npz").exists()
     assert (tmp_path / "results/ok/mocap/metrics.json").exists()
     assert not (tmp_path / "results/empty/mocap/person0.npz").exists()
-    log = (tmp_path / "logs/mocap_fit/empty_person0.log").read_text()
-    assert "twin 'empty'" in log and "wall.mp4" in log and "no person to fit" in log, log
+    log = (tmp_path / "logs/perception_ready/empty_mocap.log").read_text()
+    assert "twin 'empty'" in log and "wall.mp4" in log, log
+    assert "no body found in 30 of 30 frames" in log and "mocap needs the person's body" in log
     with np.load(tmp_path / "results/ok/mocap/person0.npz") as d:
         assert d["pose"].shape == (30, 104, 3) and np.isfinite(d["joints3d"]).all()

@@ -16,9 +16,17 @@ from twinflow.perception import landmarks as lm
 from twinflow.perception.background import median_plate, torso_rgba, unoccluded
 from twinflow.perception.body import BodyConfig
 from twinflow.perception.cameras import camera_to_world, split_frames, transforms
-from twinflow.perception.face import FaceConfig, check_missing, fill_missing, head_boxes
+from twinflow.perception.face import (
+    FaceConfig,
+    FrameFaces,
+    build_face_track,
+    faces_on_body,
+    fill_missing,
+    head_boxes,
+)
 from twinflow.perception.head_pose import HeadPoseConfig, project, solve_head_pose
 from twinflow.perception.matte import TemporalSmoother
+from twinflow.perception.needs import check_coverage
 from twinflow.perception.options import add_dataclass_args, dataclass_from_args, flags
 from twinflow.perception.signals import blink_signal, compute_signals, eye_aspect_ratio
 from twinflow.perception.store import MaskWriter, iter_masks, load_info, load_npz, save_npz
@@ -113,13 +121,53 @@ def test_head_boxes_are_square_smoothed_and_above_the_face():
     assert abs(boxes[10, 0] - boxes[0, 0]) < 15  # the jump is smoothed (raw: 30)
 
 
-def test_missing_face_policy_names_the_twin_and_file():
+def test_a_face_off_the_bodys_head_is_not_the_persons():
+    """FaceMesh finds a large face in a chair beside a whole-body person whose own face is too
+    small to track: with the body's pose the chair's face is dropped, without it kept."""
+
+    def face_at(x: float, y: float, side: float) -> np.ndarray:
+        pts = np.zeros((478, 3), np.float32)
+        pts[:, 0] = x + np.linspace(0, side, 478)
+        pts[:, 1] = y + np.linspace(0, side, 478)[::-1]
+        return pts
+
+    chair, own = face_at(60, 180, 140), face_at(250, 40, 24)
+    frames = [
+        FrameFaces(faces=np.stack([chair]), detections=np.zeros((0, 5), np.float32)),
+        FrameFaces(faces=np.stack([chair, own]), detections=np.zeros((0, 5), np.float32)),
+        FrameFaces(faces=np.stack([chair]), detections=np.zeros((0, 5), np.float32)),
+    ]
+    pose = np.full((3, 33, 4), np.nan, np.float32)
+    pose[:2, 0] = (262, 52, 0, 0.9)  # the body's nose, on its own small face; frame 2: no body
+    kept, _, dropped = faces_on_body(frames, pose)
+    # the chair's track is dropped everywhere, also in frame 2 where no body is seen
+    assert dropped == 3 and [len(f.faces) for f in kept] == [0, 1, 0]
+    assert np.array_equal(kept[1].faces[0], own)
+    face = build_face_track(frames, 512, 512, FaceConfig(), pose)
+    assert face["detected"].tolist() == [False, True, False]
+    assert face["info"]["faces_off_body"] == 3
+    assert build_face_track(frames, 512, 512, FaceConfig())["detected"].all()  # no body: kept
+
+
+def test_missing_face_policy_names_the_twin_the_file_and_the_pipeline():
     detected = np.array([True] * 7 + [False] * 3)
-    check_missing(detected, 0.3, twin="ok", path="v.mp4")
+    check_coverage(detected, "face", 0.3, ["nerf"], twin="ok", path="v.mp4")
     with pytest.raises(InputError) as err:
-        check_missing(detected, 0.2, twin="alice", path="in/alice.mp4")
-    assert "alice" in str(err.value) and "in/alice.mp4" in str(err.value)
-    assert "3 of 10 frames" in str(err.value)
+        check_coverage(detected, "face", 0.2, ["animate", "nerf"], twin="alice", path="a.mp4")
+    text = str(err.value)
+    assert "alice" in text and "a.mp4" in text and "3 of 10 frames" in text
+    assert "nerf needs the person's face" in text and "perception.max_missing_face" in text
+
+
+def test_only_the_pipelines_that_need_a_part_refuse_a_video_without_it():
+    nothing = np.zeros(10, bool)
+    for pipelines in ([], ["animate"], ["mocap", "anchor", "animate"]):
+        check_coverage(nothing, "face", 0.2, pipelines, twin="t", path="v.mp4")
+    check_coverage(nothing, "body", 0.2, ["nerf", "meshhead"], twin="t", path="v.mp4")
+    with pytest.raises(InputError, match="anchor and mocap need the person's body"):
+        check_coverage(nothing, "body", 0.2, ["mocap", "anchor", "nerf"], twin="t", path="v.mp4")
+    with pytest.raises(InputError, match="meshhead needs the person's face"):
+        check_coverage(nothing, "face", 1.0, ["meshhead"], twin="t", path="v.mp4")
 
 
 # --- template, head pose, cameras ---------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The perception rules in a workflow: a twin without a face fails with its name while another
-twin finishes under --keep-going; driving videos get their own perception jobs."""
+"""The perception rules in a workflow: a twin without a face fails, naming the twin, the file and
+the pipeline that needs the face, while another twin finishes under --keep-going; driving videos
+get their own perception jobs."""
 
 from __future__ import annotations
 
@@ -44,23 +45,27 @@ def test_a_twin_without_a_face_fails_by_name_while_another_finishes(tmp_path):
         {"twin_id": "talker", "video": str(talker), "photo": str(shared_media("photo_s12.jpg"))},
         {"twin_id": "noface", "video": str(media / "noface.mp4")},
     ]
-    make_project(tmp_path, twins)
+    speech = str(shared_media("libri_198-209-0000.wav"))
+    renders = [
+        {"render_id": "nf", "twin_id": "noface", "pipeline": "nerf", "driving_audio": speech}
+    ]
+    make_project(tmp_path, twins, renders)
     good = "results/talker/perception"
     targets = [
         f"{good}/summary.json",
         f"{good}/background.png",
         f"{good}/photo_face.npz",
-        "results/noface/perception/summary.json",
+        "results/noface/perception/ready/nerf.json",
     ]
     proc = snakemake(tmp_path, "--keep-going", "--show-failed-logs", *targets, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "twin 'noface'" in out and "no face found in 50 of 50 frames" in out
+    assert "nerf needs the person's face" in out  # the pipeline that needs it is named
     assert "noface.mp4" in out  # the user's file is named
-    log = (tmp_path / "logs/face_track/noface.log").read_text()
+    log = (tmp_path / "logs/perception_ready/noface_nerf.log").read_text()
     assert "twin 'noface'" in log
-    assert not (tmp_path / "results/noface/perception/face.npz").exists()
-    assert not (tmp_path / "results/noface/perception/matte.mkv").exists()
+    assert not (tmp_path / "results/noface/perception/ready/nerf.json").exists()
 
     # the other twin finished every perception output
     for name in [
@@ -119,7 +124,6 @@ def test_driving_videos_get_their_own_perception_jobs(tmp_path):
     )
     assert {
         "face_track_driving",
-        "head_pose_driving",
         "face_parsing_driving",
         "perception_report_driving",
         "normalise_driving_video",
@@ -128,3 +132,5 @@ def test_driving_videos_get_their_own_perception_jobs(tmp_path):
         "background",
     } <= rules
     assert "face_track" in rules and "head_pose" not in rules  # composite needs no head pose
+    # animate needs no face: its driving video's report is drawn without a head pose
+    assert "head_pose_driving" not in rules

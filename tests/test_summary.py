@@ -61,6 +61,9 @@ def write_run(root, demo_media, monkeypatch):
     (res / "renders").mkdir(parents=True)
     log = root / "logs/anchor_body/r_anchor_clip_001.log"
     log.parent.mkdir(parents=True)
+    gate = root / "logs/perception_ready/ann_mocap.log"  # another pipeline's gate: not shown
+    gate.parent.mkdir(parents=True)
+    gate.write_text("twinflow error: twin 'ann': no body found in 9 of 9 frames\n")
     log.write_text("12:00:00 INFO twinflow: ...\ntwinflow error: render 'r_anchor': boom\n")
     ok_log = root / "logs/anchor_body/r_anchor_clip_000.log"
     ok_log.write_text("12:00:00 INFO twinflow.anchor.body: done\n")
@@ -87,8 +90,9 @@ def test_summary_prints_a_verdict_per_metric_and_baseline_and_lists_losses(
     # the anchor render is missing: FAILED with the log that holds the error, not the clean one
     assert s.failed_renders == ["r_anchor"]
     line = next(x for x in s.lines if x.strip().startswith("r_anchor"))
-    assert "FAILED (not produced)" in line and "r_anchor_clip_001.log" in line
-    assert "clip_000" not in line
+    assert "FAILED (not produced: render 'r_anchor': boom)" in line  # the error, in the line
+    assert "r_anchor_clip_001.log" in line
+    assert "clip_000" not in line and "ann_mocap" not in line
     assert "r_nerf" in text and "FAILED" not in next(x for x in s.lines if "r_nerf " in x)
 
 

@@ -24,6 +24,7 @@ rule anchor_condition_twin:
                 anchor_plan.twin_base(w.twin), ANCHOR
             )
         ),
+        unpack(lambda w: ready_input(anchor_plan.twin_base(w.twin), "anchor")),
         clips="results/{twin}/media/clips",
     output:
         video="results/{twin}/anchor/condition/{clip}.mp4",
@@ -314,6 +315,9 @@ rule anchor_condition_render:
             lambda w: anchor_plan.condition_inputs(
                 anchor_plan.motion_base(RENDERS[w.render]), ANCHOR
             )
+        ),
+        unpack(
+            lambda w: ready_input(anchor_plan.motion_base(RENDERS[w.render]), "anchor")
         ),
         clips="results/drive/{render}/anchor/clips.json",
     output:

@@ -24,6 +24,7 @@ shell.prefix(_PREFIX)
 from twinflow.errors import SheetError  # noqa: E402
 from twinflow.sheets import load_sheets  # noqa: E402
 from twinflow.perception.options import flags as _perception_flags  # noqa: E402
+from twinflow.perception.needs import wants_head_pose  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 try:
@@ -41,6 +42,7 @@ VIDEO = config["video"]
 wildcard_constraints:
     twin="[A-Za-z0-9_-]+",
     render="[A-Za-z0-9_-]+",
+    pipeline="nerf|meshhead|animate|anchor|mocap",
 
 
 def scaled(base):
@@ -146,6 +148,54 @@ def perception_id(wildcards):
     return getattr(wildcards, "twin", None) or wildcards.render
 
 
+def ready_input(base, pipeline, when=True):
+    """``{"ready": gate}``: the perception gate of ``pipeline`` on the video under ``base`` (a
+    twin's or a render's results folder), as an ``ancient`` input (it must pass; its rerun
+    retrains nothing); ``{}`` when ``when`` is false."""
+    return (
+        {"ready": ancient(f"{base}/perception/ready/{pipeline}.json")} if when else {}
+    )
+
+
+def body_user(base):
+    """The pipeline named by the body gate of a mocap fit under ``base``: anchor when only anchor
+    renders use that video (its mesh conditioning is the fit), else mocap."""
+    if base.startswith("results/drive/"):
+        return RENDERS[base.split("/")[2]].pipeline
+    users = twin_pipelines(base.split("/")[1])
+    return "anchor" if "anchor" in users and "mocap" not in users else "mocap"
+
+
+def twin_pipelines(twin_id):
+    """The pipelines of a twin's renders."""
+    return sorted({r.pipeline for r in RENDERS.values() if r.twin_id == twin_id})
+
+
+def twin_wants_head_pose(twin_id):
+    """Whether the twin's video gets a face template and head pose (twinflow.perception.needs)."""
+    return wants_head_pose(twin_pipelines(twin_id))
+
+
+def report_pose_input(wildcards):
+    """The head pose and template the perception report draws, where the video gets them."""
+    if getattr(wildcards, "twin", None):
+        base, wanted = PERCEPTION_TWIN, twin_wants_head_pose(wildcards.twin)
+    else:
+        base = PERCEPTION_DRIVE
+        wanted = wants_head_pose([RENDERS[wildcards.render].pipeline])
+    if not wanted:
+        return {}
+    base = base.format(**dict(wildcards.items()))
+    return {"pose": f"{base}/head_pose.npz", "template": f"{base}/template.npz"}
+
+
+def report_pose_args(input):
+    """``--pose P --template T`` when the report has them."""
+    if "pose" not in input.keys():
+        return ""
+    return f"--pose {input.pose} --template {input.template}"
+
+
 def background_image(wildcards):
     """The replacement background image as an input, unless it is a colour."""
     spec = str(PERCEPTION["background"])
@@ -157,16 +207,10 @@ def perception_targets():
     targets = []
     for twin in TWINS.values():
         base = PERCEPTION_TWIN.format(twin=twin.twin_id)
-        targets += [
-            f"{base}/{name}"
-            for name in (
-                "summary.json",
-                "preview.mp4",
-                "transforms_train.json",
-                "parsing.mkv",
-                "background.png",
-            )
-        ]
+        names = ["summary.json", "preview.mp4", "parsing.mkv", "background.png"]
+        if twin_wants_head_pose(twin.twin_id):
+            names.append("transforms_train.json")
+        targets += [f"{base}/{name}" for name in names]
         if twin.photo:
             targets.append(f"{base}/photo_face.npz")
     for render in RENDERS.values():

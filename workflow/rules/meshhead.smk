@@ -16,6 +16,13 @@ except ValueError as err:
 rule meshhead_dataset:
     input:
         unpack(lambda w: meshhead_plan.dataset_inputs(w.twin, MESHHEAD)),
+        unpack(
+            lambda w: ready_input(
+                f"results/{w.twin}",
+                "meshhead",
+                MESHHEAD.topology != meshhead_plan.FLAME,
+            )
+        ),
     output:
         dataset="results/{twin}/meshhead/dataset.npz",
     log:
@@ -222,6 +229,14 @@ rule meshhead_render:
         unpack(
             lambda w: meshhead_plan.render_inputs(
                 RENDERS[w.render], TWINS[RENDERS[w.render].twin_id], MESHHEAD
+            )
+        ),
+        unpack(
+            lambda w: ready_input(
+                f"results/drive/{w.render}",
+                "meshhead",
+                meshhead_plan.render_options(RENDERS[w.render], MESHHEAD)["pose"]
+                == "video",
             )
         ),
     output:

@@ -18,6 +18,9 @@ wildcard_constraints:
 
 rule mocap_fit:
     input:
+        unpack(
+            lambda w: ready_input(f"results/{w.twin}", body_user(f"results/{w.twin}"))
+        ),
         meta="results/{twin}/media/meta.json",
         body="results/{twin}/perception/body.npz",
         face="results/{twin}/perception/face.npz",
@@ -56,6 +59,11 @@ rule mocap_fit:
 
 use rule mocap_fit as mocap_fit_drive with:
     input:
+        unpack(
+            lambda w: ready_input(
+                f"results/drive/{w.render}", body_user(f"results/drive/{w.render}")
+            )
+        ),
         meta="results/drive/{render}/meta.json",
         body="results/drive/{render}/perception/body.npz",
         face="results/drive/{render}/perception/face.npz",

@@ -63,6 +63,7 @@ use rule nerf_audio_features as nerf_driving_audio_features with:
 
 rule nerf_dataset:
     input:
+        unpack(lambda w: ready_input(f"results/{w.twin}", "nerf")),
         video="results/{twin}/media/video.mp4",
         face=f"{NERF_PERCEPTION}/face.npz",
         signals=f"{NERF_PERCEPTION}/signals.npz",

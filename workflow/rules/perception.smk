@@ -4,7 +4,9 @@
 
 
 rule face_track:
-    """One decode pass: face mesh, face detection, pose, hands, matte; blink/mouth signals."""
+    """One decode pass: face mesh, face detection, pose, hands, matte; blink/mouth signals.
+    Never refuses a video: perception_ready asks, per pipeline, whether it shows enough.
+    """
     input:
         video="results/{twin}/media/video.mp4",
     output:
@@ -25,13 +27,41 @@ rule face_track:
     params:
         id=perception_id,
         source=lambda w: TWINS[w.twin].video,
-        max_missing=PERCEPTION["max_missing_face"],
         models=" ".join(perception_flags(s) for s in ("face", "body", "matte")),
     shell:
         "python -m twinflow.perception.track --twin {params.id} --video {input.video}"
-        " --source {params.source:q} --max-missing-face {params.max_missing} {params.models}"
+        " --source {params.source:q} {params.models}"
         " --face {output.face} --body {output.body} --signals {output.signals}"
         " --matte {output.matte} > {log} 2>&1"
+
+
+rule perception_ready:
+    """Gate of one pipeline: does the video show what it needs (a face, a body)?"""
+    input:
+        face=f"{PERCEPTION_TWIN}/face.npz",
+        body=f"{PERCEPTION_TWIN}/body.npz",
+    output:
+        ready=f"{PERCEPTION_TWIN}/ready/{{pipeline}}.json",
+    log:
+        "logs/perception_ready/{twin}_{pipeline}.log",
+    benchmark:
+        "benchmarks/perception_ready/{twin}_{pipeline}.tsv"
+    conda:
+        "../../envs/perception.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        id=perception_id,
+        source=lambda w: TWINS[w.twin].video,
+        max_face=PERCEPTION["max_missing_face"],
+        max_body=PERCEPTION["max_missing_body"],
+    shell:
+        "python -m twinflow.perception.ready --twin {params.id} --pipeline {wildcards.pipeline}"
+        " --face {input.face} --body {input.body} --source {params.source:q}"
+        " --max-missing-face {params.max_face} --max-missing-body {params.max_body}"
+        " --out {output.ready} > {log} 2>&1"
 
 
 rule head_pose:
@@ -125,12 +155,11 @@ rule background:
 rule perception_report:
     """Preview video (landmarks, matte, pose over the frames) and summary JSON."""
     input:
+        unpack(report_pose_input),
         video="results/{twin}/media/video.mp4",
         face=f"{PERCEPTION_TWIN}/face.npz",
         body=f"{PERCEPTION_TWIN}/body.npz",
         signals=f"{PERCEPTION_TWIN}/signals.npz",
-        pose=f"{PERCEPTION_TWIN}/head_pose.npz",
-        template=f"{PERCEPTION_TWIN}/template.npz",
         matte=f"{PERCEPTION_TWIN}/matte.mkv",
     output:
         preview=f"{PERCEPTION_TWIN}/preview.mp4",
@@ -150,10 +179,11 @@ rule perception_report:
         max_missing=PERCEPTION["max_missing_face"],
         crf=PERCEPTION["preview_crf"],
         x264_preset=VIDEO["x264_preset"],
+        pose=lambda w, input: report_pose_args(input),
     shell:
         "python -m twinflow.perception.report --twin {params.id} --video {input.video}"
         " --face {input.face} --body {input.body} --signals {input.signals}"
-        " --pose {input.pose} --template {input.template} --matte {input.matte}"
+        " {params.pose} --matte {input.matte}"
         " --max-missing-face {params.max_missing} --crf {params.crf}"
         " --x264-preset {params.x264_preset}"
         " --preview {output.preview} --summary {output.summary} > {log} 2>&1"
@@ -199,8 +229,24 @@ use rule face_track as face_track_driving with:
     params:
         id=perception_id,
         source=lambda w: RENDERS[w.render].driving_video,
-        max_missing=PERCEPTION["max_missing_face"],
         models=" ".join(perception_flags(s) for s in ("face", "body", "matte")),
+
+
+use rule perception_ready as perception_ready_driving with:
+    input:
+        face=f"{PERCEPTION_DRIVE}/face.npz",
+        body=f"{PERCEPTION_DRIVE}/body.npz",
+    output:
+        ready=f"{PERCEPTION_DRIVE}/ready/{{pipeline}}.json",
+    log:
+        "logs/perception_ready_driving/{render}_{pipeline}.log",
+    benchmark:
+        "benchmarks/perception_ready_driving/{render}_{pipeline}.tsv"
+    params:
+        id=perception_id,
+        source=lambda w: RENDERS[w.render].driving_video,
+        max_face=PERCEPTION["max_missing_face"],
+        max_body=PERCEPTION["max_missing_body"],
 
 
 use rule head_pose as head_pose_driving with:
@@ -233,12 +279,11 @@ use rule face_parsing as face_parsing_driving with:
 
 use rule perception_report as perception_report_driving with:
     input:
+        unpack(report_pose_input),
         video="results/drive/{render}/video.mp4",
         face=f"{PERCEPTION_DRIVE}/face.npz",
         body=f"{PERCEPTION_DRIVE}/body.npz",
         signals=f"{PERCEPTION_DRIVE}/signals.npz",
-        pose=f"{PERCEPTION_DRIVE}/head_pose.npz",
-        template=f"{PERCEPTION_DRIVE}/template.npz",
         matte=f"{PERCEPTION_DRIVE}/matte.mkv",
     output:
         preview=f"{PERCEPTION_DRIVE}/preview.mp4",

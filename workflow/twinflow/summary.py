@@ -60,7 +60,8 @@ def describe_video(path: Path) -> str | None:
 
 def failed_logs(logs: Path, *names: str) -> list[Path]:
     """Logs of failed jobs of a twin or render: ``logs/{rule}/{name}[_{clip|person}].log`` that
-    hold an error, newest first."""
+    hold an error, newest first (``names``: twin and render ids, and ``{id}_{pipeline}`` for the
+    perception gates)."""
     if not logs.is_dir():
         return []
     pattern = re.compile(
@@ -72,6 +73,14 @@ def failed_logs(logs: Path, *names: str) -> list[Path]:
         if pattern.fullmatch(p.name) and FAILURE.search(p.read_text(errors="replace"))
     ]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def first_error(log: Path) -> str | None:
+    """The one-line twinflow error of a failed job's log (``twinflow error: ...``), if any."""
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("twinflow error: "):
+            return line.removeprefix("twinflow error: ").strip()
+    return None
 
 
 def metrics_lines(path: Path, where: str, out: Summary) -> None:
@@ -126,8 +135,11 @@ def summarise(config_path: Path, results: Path, logs: Path = Path("logs")) -> Su
         else:
             out.failed_renders.append(render.render_id)
             why = "unreadable" if video.exists() else "not produced"
-            bad = failed_logs(logs, render.render_id, render.twin_id)
+            gates = (f"{render.twin_id}_{render.pipeline}", f"{render.render_id}_{render.pipeline}")
+            bad = failed_logs(logs, render.render_id, render.twin_id, *gates)
             where = ", ".join(str(p) for p in bad) or f"no failed job's log in {logs}/"
+            error = next((e for e in map(first_error, bad) if e), None)
+            why += f": {error}" if error else ""
             out.lines.append(f"{head}: FAILED ({why}); logs: {where}")
         drive_metrics = results / "drive" / render.render_id / render.pipeline / "metrics.json"
         if drive_metrics.exists():

@@ -17,6 +17,10 @@ head_mask         (T, h, h) uint8     255 = face region that the head model rege
 head_matrix       (T, 2, 3) float32   full-size frame pixels -> head crop (similarity)
 frame_index       (T,) int32          frame numbers in the twin's whole video
 held_out          (T,) bool           frame belongs to the evaluation block (never trained on)
+face_detected     (T,) bool           perception found the face in this frame; the head model
+                                      trains and runs only on these (elsewhere its crop comes
+                                      from interpolated landmarks, and the body model's head
+                                      is kept)
 info              JSON text           twin, clip, preset, sizes, condition source, mask source
 ================  ==================  ========================================================
 
@@ -63,10 +67,12 @@ def build_clip_data(
     holdout_from: int | None = None,
     parsing: np.ndarray | None = None,
     face_labels: tuple[int, ...] = (),
+    face_detected: np.ndarray | None = None,
     info: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """The arrays of one clip's ``.npz`` from full-size ``frames``, ``conditions`` (both
-    ``(T, H, W, 3)``) and face-mesh ``landmarks`` ``(T, 478, 3)`` in those pixels."""
+    ``(T, H, W, 3)``) and face-mesh ``landmarks`` ``(T, 478, 3)`` in those pixels;
+    ``face_detected`` ``(T,)`` (default: every frame) says where those landmarks were seen."""
     n, height, width = frames.shape[:3]
     if len(conditions) != n or len(landmarks) != n:
         raise InputError(
@@ -111,6 +117,9 @@ def build_clip_data(
         "head_matrix": mats,
         "frame_index": index,
         "held_out": held,
+        "face_detected": (
+            np.ones(n, bool) if face_detected is None else np.asarray(face_detected, bool)
+        ),
         "info": np.array(json.dumps(meta)),
     }
 
@@ -131,9 +140,17 @@ class ClipSet:
     def test(self) -> np.ndarray:
         return np.flatnonzero(self.arrays["held_out"])
 
-    def same_clip_train(self) -> list[np.ndarray]:
-        """For each clip, its training frames (the pool of reference frames)."""
+    @property
+    def train_with_face(self) -> np.ndarray:
+        """Training frames where perception found the face (the head model's samples)."""
+        return np.flatnonzero(~self.arrays["held_out"] & self.arrays["face_detected"])
+
+    def same_clip_train(self, *, with_face: bool = False) -> list[np.ndarray]:
+        """For each clip, its training frames (the pool of reference frames); ``with_face``:
+        only those showing the face."""
         train = ~self.arrays["held_out"]
+        if with_face:
+            train &= self.arrays["face_detected"]
         return [np.flatnonzero((self.clip == c) & train) for c in range(int(self.clip.max()) + 1)]
 
     def reference_index(self) -> int:
@@ -155,7 +172,10 @@ KEYS = (
     "head_matrix",
     "frame_index",
     "held_out",
+    "face_detected",
 )
+# keys that clip files written before they existed lack: their value for ``n`` frames
+OPTIONAL = {"face_detected": lambda n: np.ones(n, bool)}
 
 
 def load_clips(paths: list[str | Path], keys: tuple[str, ...] = KEYS) -> ClipSet:
@@ -167,9 +187,9 @@ def load_clips(paths: list[str | Path], keys: tuple[str, ...] = KEYS) -> ClipSet
         if not path.exists():
             raise InputError("anchor clip data not found", path=path)
         with np.load(path, allow_pickle=False) as data:
-            for k in keys:
-                arrays[k].append(data[k])
             n = len(data["frame_index"])
+            for k in keys:
+                arrays[k].append(data[k] if k in data or k not in OPTIONAL else OPTIONAL[k](n))
             infos.append(json.loads(str(data["info"])))
         clip.append(np.full(n, c, np.int32))
     return ClipSet(

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> None:
     conditions = read_frames(args.condition)
     with np.load(args.face, allow_pickle=False) as face:
         landmarks = face["landmarks"][start:stop]
+        detected = face["detected"][start:stop]
     if len(frames) != stop - start:
         raise InputError(f"clip has {len(frames)} frames, clips.json says {stop - start}")
     if len(conditions) != len(frames):
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> None:
         holdout_from=holdout_start(total, args.holdout),
         parsing=parsing,
         face_labels=labels,
+        face_detected=detected,
         info={
             "twin": args.twin,
             "clip": args.clip,
@@ -107,10 +109,11 @@ def run(args: argparse.Namespace) -> None:
     with atomic_path(args.out, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
     log.info(
-        "%s: %d frames (%d held out), body %d px, head %d px",
+        "%s: %d frames (%d held out, %d without a face), body %d px, head %d px",
         args.clip,
         len(frames),
         int(arrays["held_out"].sum()),
+        int((~detected).sum()),
         cfg.body_size,
         cfg.head_size,
     )

@@ -31,7 +31,14 @@ import numpy as np
 
 from twinflow.anchor import runtime
 from twinflow.anchor.data import ClipSet, load_clips
-from twinflow.anchor.inference import Heads, Trained, blend_heads, enhance_heads, render_body
+from twinflow.anchor.inference import (
+    Heads,
+    Trained,
+    blend_heads,
+    enhance_heads,
+    head_pass_frames,
+    render_body,
+)
 from twinflow.cli import stage_main
 from twinflow.errors import InputError
 from twinflow.metrics import psnr, ssim, write_metrics
@@ -145,6 +152,7 @@ def evaluate(
     t_body = time.perf_counter() - t0
     frames = out_body
     t_head = 0.0
+    head_pass = np.zeros(len(test), bool)
     if head is not None:
         import cv2 as _cv2
 
@@ -166,7 +174,9 @@ def evaluate(
             mats,
             seed=seed,
             device=device,
+            has_face=a["face_detected"][test],
         )
+        head_pass = head_pass_frames(head, a["face_detected"][test])
         t_head = time.perf_counter() - t0
         frames = blend_heads(out_body, heads)
 
@@ -198,6 +208,12 @@ def evaluate(
         "output_mafd": mafd(frames),
         "body_only": body_only,
         "seconds": {"body": round(t_body, 1), "head": round(t_head, 1)},
+        "head_pass": {
+            "frames": int(head_pass.sum()),
+            "skipped_without_face": int((~a["face_detected"][test]).sum()),
+            "how": "the head model regenerates the face only on frames where perception found "
+            "it (and only when it saw faces in training); other frames keep the body's head",
+        },
         "ddim_steps": body.cfg.ddim_steps,
         "guidance": body.cfg.guidance,
     }

@@ -34,6 +34,8 @@ class Trained:
     codec: torch.nn.Module
     scheduler_config: dict
     reference: np.ndarray
+    face_frames: int | None = None
+    """training frames that showed the face (head models; None: not recorded)"""
 
     @classmethod
     def load(
@@ -47,6 +49,7 @@ class Trained:
             codec=codec,
             scheduler_config=ckpt["meta"]["scheduler_config"],
             reference=np.asarray(ckpt["extra"]["reference"]),
+            face_frames=ckpt["extra"].get("face_frames"),
         )
 
 
@@ -128,25 +131,41 @@ def enhance_heads(
     guidance: float | None = None,
     steps: int | None = None,
     device="cpu",
+    has_face: np.ndarray | None = None,
 ) -> Heads:
-    """Regenerate the masked face of each crop; feathered masks for blending."""
+    """Regenerate the masked face of each crop; feathered masks for blending.
+
+    ``has_face`` ``(T,)`` bool (default: every frame): the frames whose face perception found;
+    the others keep their crop with a zero blend mask (the body model's head stays), as do all
+    frames when the head model was trained on no face (:func:`head_pass_frames`)."""
     cfg = head.cfg
-    out = generate(
-        head.model,
-        head.codec,
-        cfg,
-        head.scheduler_config,
-        head_conditions,
-        head.reference,
-        images=crops,
-        masks=masks,
-        guidance=cfg.head_guidance if guidance is None else guidance,
-        steps=steps,
-        seed=seed,
-        device=device,
-    )
-    alpha = np.stack([head_align.feathered(m, cfg.feather) for m in masks])
+    run = head_pass_frames(head, len(crops) if has_face is None else has_face)
+    out = np.array(crops, copy=True)
+    alpha = np.zeros(crops.shape[:3], np.float32)
+    if run.any():
+        out[run] = generate(
+            head.model,
+            head.codec,
+            cfg,
+            head.scheduler_config,
+            head_conditions[run],
+            head.reference,
+            images=crops[run],
+            masks=masks[run],
+            guidance=cfg.head_guidance if guidance is None else guidance,
+            steps=steps,
+            seed=seed,
+            device=device,
+        )
+        alpha[run] = np.stack([head_align.feathered(m, cfg.feather) for m in masks[run]])
     return Heads(crops=out, matrices=np.asarray(matrices, np.float32), alpha=alpha)
+
+
+def head_pass_frames(head: Trained, has_face: np.ndarray | int) -> np.ndarray:
+    """``(T,)`` bool: where the head pass runs -- frames with a face (``has_face``, or an int
+    ``T`` for all), none when the head model never saw a face in training."""
+    run = np.ones(has_face, bool) if isinstance(has_face, int) else np.asarray(has_face, bool)
+    return run & (head.face_frames != 0)
 
 
 def blend_heads(body_frames: np.ndarray, heads: Heads) -> np.ndarray:

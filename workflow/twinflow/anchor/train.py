@@ -114,10 +114,19 @@ def train_model(
     :func:`twinflow.anchor.models.build_denoiser`); else SD's weights (``paper``) or random."""
     device = torch.device(device)
     images, controls, masks, context = _views(data, kind)
-    train_idx = data.train
-    if len(train_idx) == 0:
+    if len(data.train) == 0:
         raise InputError("no training frames (all frames are held out)")
-    pools = data.same_clip_train()
+    train_idx, pools = data.train, data.same_clip_train()
+    if kind == "head":  # a frame without a face has no head crop to learn from
+        train_idx, pools = data.train_with_face, data.same_clip_train(with_face=True)
+        log.info(
+            "head model: %d of %d training frames show the face", len(train_idx), len(data.train)
+        )
+        if len(train_idx) == 0:
+            log.warning(
+                "no training frame shows the face: the head model is not trained (0 steps) and "
+                "the head pass keeps the body model's head on every frame"
+            )
     clip_of = data.clip
     ref_index = data.reference_index()
 
@@ -184,6 +193,7 @@ def train_model(
     modules = {"unet": model.unet, "controlnet": model.controlnet, "ref": model.ref}
     total = steps or epoch_steps(cfg, len(train_idx), batch)
     total = total or (cfg.steps if kind == "body" else cfg.head_steps)
+    total = total if len(train_idx) else 0
     limit = max_minutes or (cfg.max_minutes if kind == "body" else cfg.head_max_minutes)
     loop = LoopConfig(
         steps=total,
@@ -198,6 +208,7 @@ def train_model(
         "reference": reference,
         "reference_frame": int(data.arrays["frame_index"][ref_index]),
         "clips": [info.get("clip") for info in data.infos],
+        "face_frames": int(len(train_idx)),
     }
     result = run_training(modules, {"opt": opt}, step, loop, out, meta, extra_state=extra)
     if result.resumed_from:

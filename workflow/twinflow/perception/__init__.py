@@ -25,9 +25,11 @@ photo_face          photo_face.npz (the twin's photo)          :mod:`.photo`
 Driving videos use the same rules with a ``_driving`` suffix. ``python -m
 twinflow.perception.bench VIDEO`` is the speed benchmark (not a test).
 
-Policy: a video with no face in more than ``perception.max_missing_face`` of its frames fails with
-:class:`~twinflow.errors.InputError` naming the twin and the file; otherwise frames without a face
-are interpolated and flagged (``face.npz`` ``interpolated``). With several people the largest,
+Policy (:mod:`.needs`): a video fails with :class:`~twinflow.errors.InputError` naming the twin,
+the file and the pipeline when a render that uses it needs the face (nerf, meshhead) and more than
+``perception.max_missing_face`` of its frames show none, or needs the body (mocap, anchor) and more
+than ``perception.max_missing_body`` show none. Otherwise frames without a face are interpolated
+and flagged (``face.npz`` ``interpolated``). With several people the largest,
 most central face track is kept (:mod:`.tracks`) and the summary says which.
 
 Per-frame images that must stay exact (matte, label maps, torso RGBA) are lossless FFV1 video in

@@ -24,13 +24,11 @@ info               JSON text            size, fps, tracks, kept tracks, people s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.interpolate import interp1d
 from scipy.ndimage import gaussian_filter1d
 
-from twinflow.errors import InputError
 from twinflow.perception import solutions
 from twinflow.perception.landmarks import IBUG68, N_LANDMARKS, box_of, to_pixels
 from twinflow.perception.tracks import choose_tracks, link_tracks, people_seen
@@ -122,6 +120,54 @@ def match_confidence(face_box: np.ndarray, detections: np.ndarray) -> float:
     return float(detections[inside, 4].max()) if inside.any() else 0.0
 
 
+def off_body(frames: list[FrameFaces], pose: np.ndarray | None, *, margin: float = 0.5):
+    """Which faces are not on the body's head: ``off[t]`` ``(n_t,)`` bool per frame.
+
+    ``pose`` is ``body.npz``'s ``(T, 33, 4)`` (x, y pixels, z, visibility; NaN where no body).
+    Where the body's nose (landmark 0) is seen with visibility >= 0.5, a face is off the body
+    unless its mesh box, widened by ``margin`` of its side on every side, holds that nose.
+    Frames without a body (or without a pose) flag nothing.
+    """
+    off = [np.zeros(len(f.faces), bool) for f in frames]
+    if pose is None:
+        return off
+    for t, (frame, landmarks) in enumerate(zip(frames, pose, strict=True)):
+        nose = landmarks[0]
+        if not len(frame.faces) or not (np.isfinite(nose).all() and nose[3] >= 0.5):
+            continue
+        box = frame.boxes
+        pad = margin * np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
+        off[t] = ~(
+            (nose[0] >= box[:, 0] - pad)
+            & (nose[0] <= box[:, 2] + pad)
+            & (nose[1] >= box[:, 1] - pad)
+            & (nose[1] <= box[:, 3] + pad)
+        )
+    return off
+
+
+def faces_on_body(
+    frames: list[FrameFaces], pose: np.ndarray | None
+) -> tuple[list[FrameFaces], list[np.ndarray], int]:
+    """The frames without the faces of any track seen off the body's head (:func:`off_body`),
+    their track ids, and how many faces went.
+
+    FaceMesh finds faces in wood grain, posters and chairs, and on a whole-body shot such a face
+    can outscore the person's own, far smaller one; a track caught off the body once is dropped
+    in every frame (also where the body is not seen).
+    """
+    ids = link_tracks([f.boxes for f in frames])
+    off = off_body(frames, pose)
+    banned = {int(k) for frame_ids, o in zip(ids, off, strict=True) for k in frame_ids[o]}
+    kept_frames, kept_ids, dropped = [], [], 0
+    for frame, frame_ids in zip(frames, ids, strict=True):
+        keep = np.array([int(k) not in banned for k in frame_ids], bool)
+        dropped += int((~keep).sum())
+        kept_frames.append(FrameFaces(faces=frame.faces[keep], detections=frame.detections))
+        kept_ids.append(frame_ids[keep])
+    return kept_frames, kept_ids, dropped
+
+
 def fill_missing(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     """Linearly interpolate ``values (T, ...)`` over frames where ``present`` is False; frames
     before the first / after the last present frame hold its value."""
@@ -151,15 +197,21 @@ def head_boxes(face_box: np.ndarray, cfg: FaceConfig) -> np.ndarray:
 
 
 def build_face_track(
-    frames: list[FrameFaces], width: int, height: int, cfg: FaceConfig
+    frames: list[FrameFaces],
+    width: int,
+    height: int,
+    cfg: FaceConfig,
+    pose: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | dict]:
-    """The kept face of every frame as the arrays of ``face.npz`` (plus ``info``).
+    """The kept face of every frame as the arrays of ``face.npz`` (plus ``info``); with the body
+    ``pose`` ``(T, 33, 4)`` of the same frames, only faces on the body's head count
+    (:func:`faces_on_body`).
 
-    Does not apply the missing-face policy; see :func:`check_missing`.
+    Does not apply a missing-face policy; see :mod:`twinflow.perception.needs`.
     """
+    frames, ids, off_body_faces = faces_on_body(frames, pose)
     n = len(frames)
     boxes = [f.boxes for f in frames]
-    ids = link_tracks(boxes)
     kept, infos = choose_tracks(boxes, ids, width, height)
     landmarks = np.zeros((n, N_LANDMARKS, 3), np.float32)
     detected = np.zeros(n, bool)
@@ -183,6 +235,7 @@ def build_face_track(
         "tracks": [i.to_dict() for i in infos],
         "kept_tracks": kept,
         "people_seen": people_seen(ids, infos, n),
+        "faces_off_body": off_body_faces,
         "config": cfg.to_dict(),
     }
     return {
@@ -197,20 +250,3 @@ def build_face_track(
         "ibug68_index": np.array(IBUG68, np.int16),
         "info": info,
     }
-
-
-def check_missing(
-    detected: np.ndarray, max_missing: float, *, twin: str | None, path: str | Path
-) -> None:
-    """Raise :class:`InputError` when more than ``max_missing`` of the frames have no face
-    (config ``perception.max_missing_face``)."""
-    n = len(detected)
-    missing = int(n - detected.sum())
-    if n == 0 or missing > max_missing * n:
-        raise InputError(
-            f"no face found in {missing} of {n} frames ({missing / max(n, 1):.0%}; at most "
-            f"{max_missing:.0%} allowed by perception.max_missing_face): the video must show "
-            "the person's face",
-            twin=twin,
-            path=path,
-        )

@@ -49,16 +49,8 @@ def draw_frame(
 ) -> np.ndarray:
     """One preview frame ``(H, W, 3) uint8`` for frame ``t`` (``alpha``: its matte)."""
     out = tint(rgb, alpha) if alpha is not None else rgb.copy()
-    lm = face["landmarks"][t]
-    interpolated = bool(face["interpolated"][t])
-    line = (255, 120, 120) if interpolated else (255, 255, 255)
-    for contour in CONTOURS:
-        pts = np.round(lm[contour, :2]).astype(np.int32)
-        cv2.polylines(out, [pts], True, line, 1, cv2.LINE_AA)
-    for p in face["ibug68"][t]:
-        cv2.circle(out, _pt(p), 2, (255, 0, 0), -1, cv2.LINE_AA)
-    x0, y0, x1, y1 = face["head_box"][t]
-    cv2.rectangle(out, _pt((x0, y0)), _pt((x1, y1)), (255, 255, 0), 1)
+    if face["detected"].any():  # else no landmarks exist, not even interpolated ones
+        draw_face(out, face, t)
     if pose is not None:
         axes = np.array([[0, 0, 0], [0.05, 0, 0], [0, 0.05, 0], [0, 0, -0.05]])
         uv = project(axes, pose["rvec"][t : t + 1], pose["t"][t : t + 1], pose["K"])[0]
@@ -77,8 +69,22 @@ def draw_frame(
                 cv2.line(out, _pt(pts[a]), _pt(pts[b]), (255, 0, 255), 1, cv2.LINE_AA)
     text = f"{t:5d}  blink {signals['blink'][t]:.2f}  mouth {signals['mouth_open'][t]:.2f}"
     cv2.putText(out, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    if interpolated:
-        cv2.putText(
-            out, "NO FACE (interpolated)", (8, 42), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 0, 0), 2
-        )
+    if not face["detected"][t]:
+        label = "NO FACE (interpolated)" if face["detected"].any() else "NO FACE"
+        cv2.putText(out, label, (8, 42), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 0, 0), 2)
     return out
+
+
+def draw_face(out: np.ndarray, face: dict[str, np.ndarray], t: int) -> None:
+    """Face-mesh contours (red-tinted where interpolated), iBUG points and the head box, in
+    place."""
+    lm = face["landmarks"][t]
+    interpolated = bool(face["interpolated"][t])
+    line = (255, 120, 120) if interpolated else (255, 255, 255)
+    for contour in CONTOURS:
+        pts = np.round(lm[contour, :2]).astype(np.int32)
+        cv2.polylines(out, [pts], True, line, 1, cv2.LINE_AA)
+    for p in face["ibug68"][t]:
+        cv2.circle(out, _pt(p), 2, (255, 0, 0), -1, cv2.LINE_AA)
+    x0, y0, x1, y1 = face["head_box"][t]
+    cv2.rectangle(out, _pt((x0, y0)), _pt((x1, y1)), (255, 255, 0), 1)

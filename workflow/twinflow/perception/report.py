@@ -1,8 +1,11 @@
 """Stage ``perception_report``: the preview video and the per-video summary JSON.
 
 ``python -m twinflow.perception.report --twin ID --video video.mp4 --face face.npz
---body body.npz --signals signals.npz --pose head_pose.npz --template template.npz --matte matte.mkv
---preview preview.mp4 --summary summary.json [--max-missing-face 0.2]``
+--body body.npz --signals signals.npz [--pose head_pose.npz --template template.npz]
+--matte matte.mkv --preview preview.mp4 --summary summary.json [--max-missing-face 0.2]``
+
+Without ``--pose``/``--template`` (a video no pipeline needs the face of gets no head pose) the
+preview draws no head axes and the summary's ``landmark_jitter_px`` and ``head_pose`` are null.
 
 ``summary.json`` keys: ``twin, video, source, n_frames, fps, size``; ``face`` (detection rate,
 frames with and without a face, the missing frames and runs of them, mean detection
@@ -71,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="twinflow.perception.report", description=__doc__)
     p.add_argument("--twin", required=True)
     p.add_argument("--video", required=True)
-    for name in ("face", "body", "signals", "pose", "template"):
+    for name in ("face", "body", "signals"):
         p.add_argument(f"--{name}", required=True, help=f"{name}.npz")
+    for name in ("pose", "template"):
+        p.add_argument(f"--{name}", default=None, help=f"{name}.npz (optional)")
     p.add_argument("--matte", required=True, help="matte.mkv")
     p.add_argument("--max-missing-face", type=float, default=0.2, help="(reported)")
     p.add_argument("--crf", type=int, default=23)
@@ -84,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     face, body = load_npz(args.face), load_npz(args.body)
-    signals, pose = load_npz(args.signals), load_npz(args.pose)
-    template = load_npz(args.template)
+    signals = load_npz(args.signals)
+    pose = load_npz(args.pose) if args.pose else None
+    template = load_npz(args.template) if args.template else None
     fps, _ = stream_info(args.video)
     n = len(face["landmarks"])
     connections = (solutions.pose_connections(), solutions.hand_connections())
@@ -103,13 +109,14 @@ def run(args: argparse.Namespace) -> None:
         args.twin, face, body, signals, pose, template, stats.to_dict(), args.max_missing_face
     )
     write_json(args.summary, summary)
+    jitter, head = summary["landmark_jitter_px"] or {}, summary["head_pose"] or {}
     log.info(
         "face in %.1f%% of %d frames, jitter %.2f px, reprojection %.2f px, matte covers %.0f%% "
         "of the face box",
         100 * summary["face"]["detection_rate"],
         n,
-        summary["landmark_jitter_px"]["median"] or float("nan"),
-        summary["head_pose"]["reproj_error_px"]["median"],
+        jitter.get("median") or float("nan"),
+        head.get("reproj_error_px", {}).get("median", float("nan")),
         100 * (summary["matte"]["face_box_covered"] or 0),
     )
 

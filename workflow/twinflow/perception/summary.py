@@ -102,19 +102,19 @@ def build_summary(
     face: dict,
     body: dict,
     signals: dict,
-    pose: dict,
-    template: dict,
+    pose: dict | None,
+    template: dict | None,
     matte_stats: dict,
     max_missing_face: float,
 ) -> dict:
-    """``summary.json`` from the stage's arrays (as loaded) and the matte statistics."""
+    """``summary.json`` from the stage's arrays (as loaded) and the matte statistics; without a
+    head ``pose`` and ``template`` (a video no pipeline needs the face of) the jitter and
+    head-pose sections are null."""
     info = load_info(face)
     detected = face["detected"].astype(bool)
     n = len(detected)
     fps = float(info.get("fps", 25.0))
-    jitter = landmark_jitter(stabilised(face["landmarks"], pose, template), detected)
     missing = np.flatnonzero(~detected)
-    err = pose["reproj_error"][detected] if detected.any() else np.zeros(1)
     blink = signals["blink"]
     onsets = np.flatnonzero((blink[1:] >= 0.5) & (blink[:-1] < 0.5))
     return {
@@ -137,12 +137,37 @@ def build_summary(
         },
         "people": {
             "people_seen": info.get("people_seen", 0),
+            "faces_off_body": info.get("faces_off_body", 0),
             "kept_tracks": info.get("kept_tracks", []),
             "tracks": info.get("tracks", []),
             "rule": "the track with the largest sum over frames of face area fraction x "
             "centrality is kept, with tracks of a similar face size that never overlap it in "
             "time (the same person re-found)",
         },
+        **head_sections(face, pose, template, detected, fps),
+        "signals": {
+            "blinks": int(len(onsets)),
+            "blink_mean": float(blink.mean()),
+            "mouth_open_mean": float(signals["mouth_open"].mean()),
+        },
+        "body": {
+            "pose_rate": float(body["pose_present"].mean()) if n else 0.0,
+            "left_hand_frames": int(body["hand_present"][:, 0].sum()),
+            "right_hand_frames": int(body["hand_present"][:, 1].sum()),
+        },
+        "matte": matte_stats,
+    }
+
+
+def head_sections(
+    face: dict, pose: dict | None, template: dict | None, detected: np.ndarray, fps: float
+) -> dict:
+    """The ``landmark_jitter_px`` and ``head_pose`` sections (null without a head pose)."""
+    if pose is None or template is None:
+        return {"landmark_jitter_px": None, "head_pose": None}
+    jitter = landmark_jitter(stabilised(face["landmarks"], pose, template), detected)
+    err = pose["reproj_error"][detected] if detected.any() else np.zeros(1)
+    return {
         "landmark_jitter_px": {
             "median": float(np.nanmedian(jitter)) if np.isfinite(jitter).any() else None,
             "p95": float(np.nanpercentile(jitter, 95)) if np.isfinite(jitter).any() else None,
@@ -161,15 +186,4 @@ def build_summary(
             "pitch_deg": [float(v) for v in np.percentile(pose["euler_deg"][:, 0], [5, 95])],
             "distance_m": float(np.median(np.linalg.norm(pose["t"], axis=1))),
         },
-        "signals": {
-            "blinks": int(len(onsets)),
-            "blink_mean": float(blink.mean()),
-            "mouth_open_mean": float(signals["mouth_open"].mean()),
-        },
-        "body": {
-            "pose_rate": float(body["pose_present"].mean()) if n else 0.0,
-            "left_hand_frames": int(body["hand_present"][:, 0].sum()),
-            "right_hand_frames": int(body["hand_present"][:, 1].sum()),
-        },
-        "matte": matte_stats,
     }

@@ -1,11 +1,12 @@
 """Stage ``face_track``: face, body, hands and matte of a video in one decode pass.
 
 ``python -m twinflow.perception.track --twin ID --video video.mp4 --face face.npz --body body.npz
---signals signals.npz --matte matte.mkv [--source ORIGINAL] [--max-missing-face 0.2] [flags]``
+--signals signals.npz --matte matte.mkv [--source ORIGINAL] [flags]``
 
-Fails with :class:`~twinflow.errors.InputError` (no output written) when more than
-``--max-missing-face`` of the frames show no face; otherwise missing frames are interpolated and
-flagged in ``face.npz``.
+Frames without a face are interpolated and flagged in ``face.npz`` (``detected``), frames without
+a body in ``body.npz`` (``pose_present``); faces off the body's head are not the person's
+(:func:`~twinflow.perception.face.faces_on_body`). Whether a pipeline can use what was found is
+the ``perception_ready`` check's question (:mod:`twinflow.perception.needs`), asked per pipeline.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from twinflow.cli import stage_main
 from twinflow.media.video import iter_frames
 from twinflow.perception.body import BodyConfig, BodyRunner
-from twinflow.perception.face import FaceConfig, FaceRunner, build_face_track, check_missing
+from twinflow.perception.face import FaceConfig, FaceRunner, build_face_track
 from twinflow.perception.matte import MatteConfig, MatteRunner
 from twinflow.perception.options import add_dataclass_args, dataclass_from_args
 from twinflow.perception.signals import compute_signals
@@ -32,7 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--twin", required=True, help="twin or render id (for messages)")
     p.add_argument("--video", required=True, help="normalised video")
     p.add_argument("--source", default=None, help="the user's original video (for messages)")
-    p.add_argument("--max-missing-face", type=float, default=0.2, help="fraction of frames")
     p.add_argument("--face", required=True, help="out: face.npz")
     p.add_argument("--body", required=True, help="out: body.npz")
     p.add_argument("--signals", required=True, help="out: signals.npz")
@@ -50,12 +50,11 @@ def track_video(
     body_cfg: BodyConfig,
     matte_cfg: MatteConfig,
     *,
-    max_missing_face: float = 0.2,
     twin: str = "",
     source: str | None = None,
 ) -> tuple[dict, dict]:
     """Run every per-frame model over ``video`` once; write the matte; return the ``face.npz``
-    and ``body.npz`` arrays. Applies the missing-face policy before the matte file appears."""
+    and ``body.npz`` arrays."""
     fps, declared = stream_info(video)
     faces = FaceRunner(face_cfg)
     body = BodyRunner(body_cfg)
@@ -72,14 +71,14 @@ def track_video(
                     writer.write(alpha)
             for alpha in matte.flush():
                 writer.write(alpha)
-            face = build_face_track(observed, *size, face_cfg)
-            check_missing(face["detected"], max_missing_face, twin=twin, path=source or video)
+            arrays = body.arrays()
+            face = build_face_track(observed, *size, face_cfg, arrays["pose"])
     finally:
         faces.close()
         body.close()
         matte.close()
     face["info"].update({"fps": fps, "video": str(video), "source": source})
-    return face, body.arrays()
+    return face, arrays
 
 
 def run(args: argparse.Namespace) -> None:
@@ -89,18 +88,19 @@ def run(args: argparse.Namespace) -> None:
         dataclass_from_args(FaceConfig, args, "face"),
         dataclass_from_args(BodyConfig, args, "body"),
         dataclass_from_args(MatteConfig, args, "matte"),
-        max_missing_face=args.max_missing_face,
         twin=args.twin,
         source=args.source,
     )
     n = len(face["detected"])
     log.info(
-        "%d frames: face in %d (%.1f%%), %d interpolated; %d people seen; body in %d frames",
+        "%d frames: face in %d (%.1f%%), %d interpolated; %d people seen, %d faces off the body;"
+        " body in %d frames",
         n,
         face["detected"].sum(),
         100 * face["detected"].mean(),
         face["interpolated"].sum(),
         face["info"]["people_seen"],
+        face["info"]["faces_off_body"],
         body["pose_present"].sum(),
     )
     save_npz(args.face, **face)
