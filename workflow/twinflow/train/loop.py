@@ -3,7 +3,8 @@
 The stage supplies modules, optimizers and a ``step(i) -> {loss name: value}`` function; the loop
 seeds everything, shows a progress bar, saves a resumable state every ``save_every`` steps next
 to the final checkpoint (``<final>.resume.pt``, not a declared output, so Snakemake keeps it when a
-job is killed), continues from it when rerun, and writes the final checkpoint atomically. With
+job is killed), continues from it when rerun, and writes the final checkpoint atomically, with its
+loss curve beside it (``<final>.curve.json``, an undeclared sidecar the report draws). With
 ``ema_decay`` it keeps an exponential moving average of the parameters
 (:class:`twinflow.train.ema.ParameterEMA`), saved in the resumable state, and the final
 checkpoint holds the averaged parameters. ``ema_every`` > 1 updates the average every that many
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from twinflow.atomic import write_json
 from twinflow.train.checkpoint import load_checkpoint, save_checkpoint
 from twinflow.train.ema import ParameterEMA
 
@@ -86,6 +88,16 @@ def seed_everything(seed: int) -> None:
 def resume_path(final: str | Path) -> Path:
     final = Path(final)
     return final.with_name(final.name + ".resume.pt")
+
+
+def curve_path(final: str | Path) -> Path:
+    """``<final>.curve.json``: the logged losses beside a final checkpoint, for the report.
+
+    An undeclared sidecar (like ``<final>.resume.pt``): ``{"desc", "steps", "planned_steps",
+    "stopped_early", "max_minutes", "seconds", "resumed_from", "history": [{"step": int,
+    loss name: float}, ...]}`` (``seconds``: this run's, after any resume)."""
+    final = Path(final)
+    return final.with_name(final.name + ".curve.json")
 
 
 def _rng_state() -> dict[str, Any]:
@@ -202,10 +214,19 @@ def run_training(
         module.eval()
     save_checkpoint(final_path, payload(steps_done, with_optim=False))
     state_file.unlink(missing_ok=True)
+    seconds = time.perf_counter() - t0
+    write_json(
+        curve_path(final_path),
+        {
+            "desc": cfg.desc, "steps": steps_done, "planned_steps": cfg.steps,
+            "stopped_early": stopped_early, "max_minutes": cfg.max_minutes,
+            "seconds": seconds, "resumed_from": start_step, "history": history,
+        },
+    )  # fmt: skip
     return TrainResult(
         steps_done=steps_done,
         resumed_from=start_step,
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         history=history,
         stopped_early=stopped_early,
     )
