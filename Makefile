@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 DEMO_MEDIA := demo/media/talk.mp4
 
-.PHONY: venv demo demo-media test test-fast lint format bench-plan clean
+.PHONY: venv demo demo-media report test test-fast lint format bench-plan clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,17 @@ demo-media: $(DEMO_MEDIA)
 
 # --keep-going: one pipeline's failure does not stop the others; the summary then lists every
 # metric against its baselines and each render, FAILED with its log where it was not produced,
-# and the target fails if Snakemake or the summary did.
+# and the target fails if Snakemake or the summary did. The HTML report (results/report/) is the
+# last job of a complete run; when a job failed, its rule cannot run, so it is written here
+# directly from what was produced (failed renders shown with their logs).
 demo: $(INSTALLED) $(DEMO_MEDIA)
 	status=0; $(VENV)/bin/snakemake --profile profiles/local --keep-going || status=$$?; \
+	if [ $$status -ne 0 ]; then $(PY) -m twinflow.report || true; fi; \
 	$(PY) -m twinflow.summary || status=1; exit $$status
+
+# The HTML report of whatever the run has produced so far (README: Report).
+report: $(INSTALLED)
+	$(PY) -m twinflow.report
 
 # Linting parses the Snakefile, which validates the default (demo) sheets: build their media first.
 lint: $(INSTALLED) $(DEMO_MEDIA)

@@ -13,6 +13,9 @@ gc.set_threshold(50_000, 20, 20)
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/perception.smk"
@@ -21,12 +24,14 @@ include: "workflow/rules/animate.smk"
 include: "workflow/rules/anchor.smk"
 include: "workflow/rules/mocap.smk"
 include: "workflow/rules/meshhead.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        "results/report/index.html",
 
 
 rule preprocess:

@@ -258,8 +258,16 @@ rule anchor_evaluate:
         head="results/{twin}/anchor/head.pt",
         pose=anchor_plan.BODY.format(base="results/{twin}"),
     output:
-        metrics="results/{twin}/anchor/metrics.json",
-        preview="results/{twin}/anchor/eval.mp4",
+        metrics=report(
+            "results/{twin}/anchor/metrics.json",
+            category="evaluation",
+            subcategory="{twin}",
+        ),
+        preview=report(
+            "results/{twin}/anchor/eval.mp4",
+            category="evaluation",
+            subcategory="{twin}",
+        ),
     log:
         "logs/anchor_evaluate/{twin}.log",
     benchmark:
@@ -450,7 +458,7 @@ rule anchor_stitch:
             clip=anchor_plan.render_clip_names(checkpoints, w.render),
         ),
     output:
-        video="results/renders/{render}.mp4",
+        video=report("results/renders/{render}.mp4", category="renders"),
     log:
         "logs/anchor_stitch/{render}.log",
     benchmark:

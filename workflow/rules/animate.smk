@@ -109,7 +109,11 @@ rule animate_evaluate:
         model="results/{twin}/animate/model.pt",
         dataset="results/{twin}/animate/dataset",
     output:
-        metrics="results/{twin}/animate/metrics.json",
+        metrics=report(
+            "results/{twin}/animate/metrics.json",
+            category="evaluation",
+            subcategory="{twin}",
+        ),
     log:
         "logs/animate_evaluate/{twin}.log",
     benchmark:
@@ -137,7 +141,7 @@ rule animate_render:
             )
         ),
     output:
-        video="results/renders/{render}.mp4",
+        video=report("results/renders/{render}.mp4", category="renders"),
     log:
         "logs/animate_render/{render}.log",
     benchmark:

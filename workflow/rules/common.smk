@@ -229,3 +229,16 @@ def all_targets():
         + mocap_targets()
         + meshhead_targets()
     )
+
+
+# The run report (workflow/rules/report.smk): its inputs, the rerun triggers.
+
+
+def report_metrics():
+    """Every requested metrics.json (the report's rerun triggers, with the renders)."""
+    return [t for t in all_targets() if Path(t).name == "metrics.json"]
+
+
+def report_renders():
+    """Every requested render video."""
+    return [f"results/renders/{render_id}.mp4" for render_id in RENDERS]

@@ -149,7 +149,11 @@ rule meshhead_evaluate:
     input:
         unpack(lambda w: meshhead_plan.evaluate_inputs(w.twin, MESHHEAD)),
     output:
-        metrics="results/{twin}/meshhead/metrics.json",
+        metrics=report(
+            "results/{twin}/meshhead/metrics.json",
+            category="evaluation",
+            subcategory="{twin}",
+        ),
     log:
         "logs/meshhead_evaluate/{twin}.log",
     benchmark:
@@ -270,7 +274,7 @@ rule meshhead_mux:
         video=lambda w: meshhead_plan.mux_video(RENDERS[w.render], MESHHEAD),
         audio="results/drive/{render}/audio.wav",
     output:
-        video="results/renders/{render}.mp4",
+        video=report("results/renders/{render}.mp4", category="renders"),
     log:
         "logs/meshhead_mux/{render}.log",
     benchmark:

@@ -171,7 +171,11 @@ rule mocap_preview:
         fit=f"results/{{twin}}/mocap/{mocap_plan.PERSON}.npz",
         video="results/{twin}/media/video.mp4",
     output:
-        video="results/{twin}/mocap/preview.mp4",
+        video=report(
+            "results/{twin}/mocap/preview.mp4",
+            category="evaluation",
+            subcategory="{twin}",
+        ),
     log:
         "logs/mocap_preview/{twin}.log",
     benchmark:
@@ -211,7 +215,11 @@ rule mocap_metrics:
         face="results/{twin}/perception/face.npz",
         meta="results/{twin}/media/meta.json",
     output:
-        metrics="results/{twin}/mocap/metrics.json",
+        metrics=report(
+            "results/{twin}/mocap/metrics.json",
+            category="evaluation",
+            subcategory="{twin}",
+        ),
     log:
         "logs/mocap_metrics/{twin}.log",
     benchmark:
@@ -249,7 +257,7 @@ rule mocap_render:
     input:
         preview=lambda w: f"{mocap_plan.base(RENDERS[w.render])}/mocap/preview.mp4",
     output:
-        video="results/renders/{render}.mp4",
+        video=report("results/renders/{render}.mp4", category="renders"),
     log:
         "logs/mocap_render/{render}.log",
     benchmark:

@@ -200,8 +200,14 @@ rule nerf_evaluate:
         head=nerf_plan.model_file(NERF, "lips.pt"),
         torso=nerf_plan.model_torso(NERF),
     output:
-        metrics="results/{twin}/nerf/metrics.json",
-        preview="results/{twin}/nerf/val.mp4",
+        metrics=report(
+            "results/{twin}/nerf/metrics.json",
+            category="evaluation",
+            subcategory="{twin}",
+        ),
+        preview=report(
+            "results/{twin}/nerf/val.mp4", category="evaluation", subcategory="{twin}"
+        ),
     log:
         "logs/nerf_evaluate/{twin}.log",
     benchmark:
@@ -313,7 +319,7 @@ rule nerf_mux:
         audio="results/drive/{render}/audio.wav",
         meta="results/drive/{render}/nerf/render.json",
     output:
-        video="results/renders/{render}.mp4",
+        video=report("results/renders/{render}.mp4", category="renders"),
     log:
         "logs/nerf_mux/{render}.log",
     benchmark:

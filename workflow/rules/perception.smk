@@ -162,7 +162,11 @@ rule perception_report:
         signals=f"{PERCEPTION_TWIN}/signals.npz",
         matte=f"{PERCEPTION_TWIN}/matte.mkv",
     output:
-        preview=f"{PERCEPTION_TWIN}/preview.mp4",
+        preview=report(
+            f"{PERCEPTION_TWIN}/preview.mp4",
+            category="perception",
+            subcategory="{twin}",
+        ),
         summary=f"{PERCEPTION_TWIN}/summary.json",
     log:
         "logs/perception_report/{twin}.log",
