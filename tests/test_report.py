@@ -234,3 +234,18 @@ def test_report_rule_reruns_only_when_a_metric_or_render_changes(run):
     snakemake(run, target, *ONLY_REPORT, "--report", "report.zip")
     print(f"snakemake --report: {time.perf_counter() - t0:.1f} s")
     assert (run / "report.zip").stat().st_size > 10_000
+
+
+def test_a_missing_render_with_no_failed_job_is_not_produced_and_models_are_listed(run):
+    from twinflow.report.collect import NOT_PRODUCED, Paths, collect
+
+    (run / "logs/anchor_body/r_anchor_clip_001.log").unlink()
+    data = collect(Paths())
+    status = {r.render_id: r.status for r in data.renders}
+    assert status == {"r_nerf": "done", "r_anchor": NOT_PRODUCED}
+    assert data.twins[0].pipelines["anchor"] == NOT_PRODUCED
+    assert data.twins[0].pipelines["mocap"] == "not requested"
+    models = {m["name"]: m for m in data.provenance["models"]}
+    assert "wav2vec2-base-960h" in models and "mya-pretrained-body" in models  # nerf, anchor
+    assert "smplx-neutral" not in models and "faceformer-biwi" not in models  # not requested
+    assert all(m["state"] == "not supplied" for m in models.values())

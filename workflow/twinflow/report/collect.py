@@ -27,6 +27,8 @@ from twinflow.verdict import verdicts
 
 PIPELINES = ("nerf", "meshhead", "anchor", "animate", "mocap")
 REPORT_RULE = "report"  # its own benchmark never feeds back into the report
+# a requested render that is missing with no failed job's log (not run yet, or still running)
+NOT_PRODUCED = "not produced"
 
 
 @dataclass
@@ -92,7 +94,8 @@ class PipelineMetrics:
 
 @dataclass
 class RenderStatus:
-    """A requested render: ``status`` done or failed, with the failed jobs' logs and error."""
+    """A requested render: ``status`` done, failed (with the failed jobs' logs and error) or
+    not produced (missing, and no job of it failed)."""
 
     render_id: str
     twin_id: str
@@ -108,7 +111,7 @@ class TwinData:
     """Everything one twin's page shows."""
 
     twin_id: str
-    pipelines: dict[str, str]  # pipeline -> done | failed | not requested
+    pipelines: dict[str, str]  # pipeline -> done | failed | not produced | not requested
     metrics: list[PipelineMetrics]
     renders: list[RenderStatus]
     videos: list[Video]
@@ -244,8 +247,10 @@ def _file_entry(role: str, path: str | Path) -> dict[str, str]:
 
 
 def models_used(config: dict[str, Any], pipelines: set[str]) -> list[dict[str, str]]:
-    """Registry entries used by the run's pipelines: file, recorded sha256 and whether present
-    (a stage verifies the checksum before it reads the file: :func:`twinflow.models.resolve`)."""
+    """Registry entries the run's pipelines may use (``used_by: twinflow.<pipeline>...``) or that
+    are supplied: file, recorded sha256 and whether present (a stage verifies the checksum
+    before it reads the file, :func:`twinflow.models.resolve`; optional models not supplied
+    were not used)."""
     reg = Path((config.get("models") or {}).get("registry", "models/registry.yaml"))
     try:
         entries = load_registry(reg)
@@ -253,9 +258,10 @@ def models_used(config: dict[str, Any], pipelines: set[str]) -> list[dict[str, s
         return [{"name": "registry unreadable", "file": str(reg), "sha256": str(err), "state": ""}]
     out = []
     for e in entries.values():
-        if not set(e.used_by) & pipelines and "perception" not in e.used_by:
-            continue
+        users = {u.split(".")[1] for u in e.used_by if u.count(".") >= 1}  # twinflow.nerf.x: nerf
         present = (reg.parent / e.file).exists()
+        if not (users & pipelines or present):
+            continue
         out.append(
             {
                 "name": e.name,
@@ -304,9 +310,9 @@ def collect(paths: Paths) -> RunData:
         status = RenderStatus(r.render_id, r.twin_id, r.pipeline, video, "done")
         if not video.exists() or video.stat().st_size == 0:
             gates = (f"{r.twin_id}_{r.pipeline}", f"{r.render_id}_{r.pipeline}")
-            status.status = "failed"
             status.logs = failed_logs(logs, r.render_id, r.twin_id, *gates)
             status.error = next((e for e in map(first_error, status.logs) if e), None)
+            status.status = "failed" if status.logs else NOT_PRODUCED
         renders.append(status)
     twins = []
     for twin_id, twin in sheets.twins.items():
@@ -314,9 +320,8 @@ def collect(paths: Paths) -> RunData:
         pipelines = {}
         for p in PIPELINES:
             states = [r.status for r in mine if r.pipeline == p]
-            pipelines[p] = (
-                "not requested" if not states else "failed" if "failed" in states else "done"
-            )
+            worst = next((k for k in ("failed", NOT_PRODUCED) if k in states), "done")
+            pipelines[p] = worst if states else "not requested"
         metrics = [
             read_metrics(results / twin_id / p / "metrics.json")
             for p in PIPELINES
