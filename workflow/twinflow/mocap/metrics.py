@@ -11,6 +11,10 @@ Values (``metrics.json``, the shape of :func:`twinflow.metrics.write_metrics`):
 ``reproj_pct_height``
     the median as a percentage of the person's height in pixels (the fitted body's standing
     height seen at its fitted depth, median over frames: defined for half-body shots too);
+``reproj_px_torso`` / ``_arms`` / ``_legs`` / ``_head``
+    the median over the points of one body part (:data:`twinflow.mocap.skeleton.PARTS`:
+    shoulders and hips; elbows to finger tips; knees to toes; the pose's face points and the
+    face landmarks): a body that follows the limbs but not the head shows here;
 ``jitter_px`` / ``jitter_pct_height``
     mean acceleration ``|x[t+1] - 2 x[t] + x[t-1]|`` in pixels per frame^2 of the same points
     (those detected in all three frames), and as a percentage of the person's height.
@@ -44,6 +48,7 @@ BETTER = {
     "reproj_px_median": "lower",
     "reproj_px_mean": "lower",
     "reproj_pct_height": "lower",
+    **{f"reproj_px_{part}": "lower" for part in skeleton.PARTS},
     "jitter_px": "lower",
     "jitter_pct_height": "lower",
 }
@@ -52,6 +57,16 @@ BETTER = {
 def reprojection(pred: np.ndarray, det: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Per-point pixel distances where ``mask`` holds, flattened."""
     return np.linalg.norm(pred - det, axis=-1)[mask]
+
+
+def part_errors(pred: np.ndarray, det: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """``reproj_px_{part}``: median pixel distance over each body part's detected points
+    (``pred``, ``det`` ``(T, K, 2)``, ``mask`` ``(T, K)``; NaN for a part never detected)."""
+    out = {}
+    for part, idx in skeleton.PARTS.items():
+        err = reprojection(pred[:, idx], det[:, idx], mask[:, idx])
+        out[f"reproj_px_{part}"] = float(np.median(err)) if err.size else float("nan")
+    return out
 
 
 def jitter(points: np.ndarray, mask: np.ndarray) -> float:
@@ -93,6 +108,7 @@ def compute(fit: dict, obs: skeleton.Observations, thr: float) -> dict:
             "reproj_px_median": float(np.median(err)) if err.size else float("nan"),
             "reproj_px_mean": float(err.mean()) if err.size else float("nan"),
             "reproj_pct_height": 100 * float(np.median(err)) / height if err.size else float("nan"),
+            **part_errors(pred, det, mask),
             "jitter_px": jit,
             "jitter_pct_height": 100 * jit / height,
         }

@@ -89,6 +89,21 @@ TORSO = [POINTS.index(f"pose/{n}") for n in ("left_shoulder", "right_shoulder", 
 SHOULDERS = TORSO[:2]
 HIPS = TORSO[2:]
 
+
+def _pose(*names: str) -> list[int]:
+    return [POINTS.index(f"pose/{side}_{n}") for n in names for side in ("left", "right")]
+
+
+# body parts of the observed points (per-part errors): the head is the pose face points and the
+# face landmarks, an arm runs from the elbow to the finger tips
+PARTS = {
+    "torso": TORSO,
+    "arms": _pose("elbow", "wrist", "pinky", "index", "thumb")
+    + list(range(GROUPS["lhand"].start, GROUPS["rhand"].stop)),
+    "legs": _pose("knee", "ankle", "heel", "foot_index"),
+    "head": POSE_FACE + list(range(GROUPS["face"].start, GROUPS["face"].stop)),
+}
+
 KIN_NAMES = [
     "pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
     "left_foot", "right_foot", "neck", "head", "left_shoulder", "right_shoulder", "left_elbow",
@@ -168,15 +183,15 @@ def load_observations(
     height: int,
     fps: float,
     head_pose_npz: str | Path | None = None,
-    interpolated_face_conf: float = 0.3,
     margin: float = 0.05,
     min_body_fraction: float = 0.1,
     source: str | None = None,
 ) -> Observations:
     """The common points' detections from the perception stage's ``body.npz`` / ``face.npz``.
 
-    Points predicted outside the frame (more than ``margin`` of its size away) get confidence 0:
-    the pose model guesses limbs it cannot see. Raises :class:`InputError` (naming ``source``,
+    Face landmarks count only in frames where the face tracker found the face
+    (``face.npz: detected``). Points predicted outside the frame (more than ``margin`` of its
+    size away) get confidence 0: the pose model guesses limbs it cannot see. Raises :class:`InputError` (naming ``source``,
     else the body file) when the pose model saw a person in fewer than ``min_body_fraction`` of
     the frames: there is no one to fit.
     """
@@ -209,10 +224,10 @@ def load_observations(
         ibug = face["ibug68"].astype(np.float64)[:, FACE_IBUG, :2]
         detected = face["detected"].astype(bool)
         if len(ibug) == n and detected.any():
-            # frames without a detection hold interpolated landmarks: trusted less
+            # frames without a detection hold landmarks filled in from other frames (held
+            # over the ends): not observations of this frame's face, confidence 0
             xy[:, GROUPS["face"]] = _nan_to(ibug)
-            weight = np.where(detected, 1.0, interpolated_face_conf)
-            weight = weight * np.isfinite(ibug[..., 0]).all(axis=1)
+            weight = detected * np.isfinite(ibug[..., 0]).all(axis=1)
             conf[:, GROUPS["face"]] = weight[:, None]
     lo = -margin * np.array([width, height])
     hi = (1 + margin) * np.array([width, height])
