@@ -14,9 +14,9 @@ each twin's ``mocap/metrics.json`` (normalise, perception, fit, metrics), and re
   (criterion: lower);
 * the fitting time per frame (wall clock, one CPU thread, from the fit's log).
 
-The project sets ``perception: max_missing_face: 1.0``: in the full-body clip the face is too
-small for the face tracker, and the body fit does not need it. Results go to
-``<workdir>/acceptance.json`` and stdout.
+The body fit needs no face (the full-body clip's is too small for the face tracker): its
+perception gate asks only for the body (:mod:`twinflow.perception.needs`). Results go
+to ``<workdir>/acceptance.json`` and stdout.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ def write_project(workdir: Path, data: Path, backend: str, preset: str) -> None:
         "registry": str(REPO / "models" / "registry.yaml"),
         "root": str(REPO / "models"),
     }
-    config["perception"]["max_missing_face"] = 1.0
     config["mocap"]["backend"] = backend
     config["mocap"]["preset"] = preset
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
