@@ -94,6 +94,7 @@ def run(tmp_path, monkeypatch):
     _video(res / "ann/nerf/val.mp4", width=288)
     _video(res / "ann/perception/preview.mp4")
     _video(res / "ann/mocap/preview.mp4")
+    _video(res / "drive/r_nerf/perception/preview.mp4")  # the driving input's, if it has one
     _train(res / "ann/nerf/model.pt", steps=20)
     _train(res / "ann/anchor/body.pt", steps=10_000, max_minutes=0.002)  # ~0.1 s budget
     _train(res / "mocap/traj/model.pt", steps=10)  # a run-wide model: on every twin's page
@@ -162,11 +163,12 @@ def test_report_pages_have_every_section_and_no_broken_link(run):
     # the twin: every metric beside every baseline with its verdict and how it was measured
     assert "no clear difference" in page and ">better<" in page and ">worse<" in page
     assert "95% [-0.25, +0.25]" in page and "PSNR over the head box" in page
-    # pictures: render, held-out evaluation, perception preview, mocap overlay
+    # pictures: render, held-out evaluations, perception preview, mocap overlay, driving input
     for video in ("../renders/r_nerf.mp4", "../ann/anchor/eval.mp4",
-                  "../ann/perception/preview.mp4", "../ann/mocap/preview.mp4"):  # fmt: skip
+                  "../ann/perception/preview.mp4", "../ann/mocap/preview.mp4",
+                  "../drive/r_nerf/perception/preview.mp4"):  # fmt: skip
         assert f'href="{video}"' in page
-    assert len(list((out / "img/ann").glob("*.jpg"))) == 5
+    assert len(list((out / "img/ann").glob("*.jpg"))) == 6
     # training curves, the twin's (one stopped early by its budget) and the run-wide one
     assert len(list((out / "curves").glob("ann_*.png"))) == 3
     assert "stopped early" in page

@@ -58,7 +58,8 @@ def twin_pictures(twin: TwinData, out: Path, cfg: ContactConfig) -> list[dict]:
     (paths relative to ``out``)."""
     pictures = []
     for v in twin.videos:
-        image = out / "img" / twin.twin_id / f"{v.kind}_{_safe(v.path.stem)}.jpg"
+        stem = "_".join(v.path.parts[-3:]).removesuffix(".mp4")  # unique: drive/r1/x/preview
+        image = out / "img" / twin.twin_id / f"{v.kind}_{_safe(stem)}.jpg"
         entry = {"title": v.title, "kind": v.kind, "video": os.path.relpath(v.path, out)}
         try:
             contact_sheet(v.path, image, cfg)

@@ -165,7 +165,10 @@ def read_metrics(path: Path) -> PipelineMetrics:
         pipeline=data.get("pipeline", path.parent.name),
         path=path,
         rows=rows,
-        measured=data.get("measured") or {},
+        measured={
+            k: v if isinstance(v, str | int | float) else json.dumps(v)
+            for k, v in (data.get("measured") or {}).items()
+        },
         upper_bounds=data.get("upper_bounds") or {},
     )
 
@@ -276,7 +279,8 @@ def models_used(config: dict[str, Any], pipelines: set[str]) -> list[dict[str, s
 
 def twin_videos(results: Path, twin: str, renders: list[RenderStatus]) -> list[Video]:
     """The videos of one twin's page, in page order: renders, evaluation videos of each
-    pipeline folder, the perception preview, the mocap mesh overlay."""
+    pipeline folder, the perception preview, the mocap mesh overlay, and the previews of the
+    renders' driving inputs (``results/drive/{render}/*/*preview.mp4``)."""
     out = [Video(r.video, "render", f"render {r.render_id} ({r.pipeline})") for r in renders]
     out = [v for v in out if v.path.exists()]
     for pipeline in PIPELINES:
@@ -290,6 +294,14 @@ def twin_videos(results: Path, twin: str, renders: list[RenderStatus]) -> list[V
     mocap = results / twin / "mocap" / "preview.mp4"
     if mocap.exists():
         out.append(Video(mocap, "mocap", "mocap mesh overlay"))
+    for r in renders:  # a render's driving video: its perception, mesh and mocap previews
+        drive = results / "drive" / r.render_id
+        for mp4 in sorted(drive.glob("*/*preview.mp4")):
+            kind = "perception" if mp4.parent.name == "perception" else "mocap"
+            what = {"perception": "perception preview", "meshhead": "driving face mesh"}.get(
+                mp4.parent.name, f"{mp4.parent.name} mesh overlay"
+            )
+            out.append(Video(mp4, kind, f"render {r.render_id}: {what} of its driving input"))
     return out
 
 
