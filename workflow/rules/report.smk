@@ -9,6 +9,7 @@
 
 
 rule report:
+    """The run's HTML report (twinflow.report): every metrics.json and render as its inputs."""
     input:
         metrics=report_metrics(),
         renders=report_renders(),
