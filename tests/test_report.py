@@ -168,6 +168,7 @@ def test_report_pages_have_every_section_and_no_broken_link(run):
                   "../ann/perception/preview.mp4", "../ann/mocap/preview.mp4",
                   "../drive/r_nerf/perception/preview.mp4"):  # fmt: skip
         assert f'href="{video}"' in page
+    assert '<video controls preload="none" width="480" src="../renders/r_nerf.mp4">' in page
     assert len(list((out / "img/ann").glob("*.jpg"))) == 6
     # training curves, the twin's (one stopped early by its budget) and the run-wide one
     assert len(list((out / "curves").glob("ann_*.png"))) == 3
