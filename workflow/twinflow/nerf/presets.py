@@ -144,7 +144,9 @@ class NerfConfig:
             it (:class:`twinflow.train.ema.ParameterEMA`); the lips stage goes on with the
             head stage's average and last (un-averaged) weights, as ER-NeRF's resumed trainer.
             ``False``: twinflow's (the first update copies the weights, ``ema_decay`` from
-            the start).
+            the start), for the head and lips stages; the torso stage always uses ER-NeRF's:
+            it starts from scratch, in a stage that may be no longer than twinflow's average
+            remembers (:func:`twinflow.nerf.train.train_torso`).
 
     ER-NeRF's exact model (``paper``; twinflow's own choices in ``tiny``):
         mlp_bias: the MLPs have biases (twinflow) or none (ER-NeRF).

@@ -17,6 +17,7 @@
            ``lips_lr_decay``.
 ``torso``  freezes the head of ``--init lips.pt`` and trains the 2-D torso model on whole-image
            rays: ``head + (1 - head opacity) x (torso over background plate)`` against the frame.
+           Its weight average is always ``torch_ema``'s (``ema_warmup``, :func:`train_torso`).
 
 Training runs in :func:`twinflow.train.run_training`: resumable (``<out>.resume.pt``), atomic
 final checkpoint. The checkpoint ``meta`` records the audio feature kind and size, so a model
@@ -260,6 +261,13 @@ def train_head(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, An
 
 
 def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, Any]) -> None:
+    """The torso stage. The torso starts from scratch and its stage may be no longer than the
+    memory of the weight average (``1 / (1 - ema_decay)`` steps), so the average is always
+    ``torch_ema``'s (``ema_warmup``: the ``n``-th update keeps ``min(ema_decay, (1 + n) /
+    (10 + n))``), which forgets the untrained start as the stage goes on. twinflow's average
+    (``ema_decay`` from the first update) kept ``0.99^149`` = 22% of the first step's weights
+    after the workflow's 150 ``tiny`` steps, and a torso so averaged with its untrained start
+    renders with shifted colours (a light-blue shirt cyan-green) and blurred detail."""
     init = load_checkpoint(args.init, expect=_expect(data), map_location=device)
     head = load_head(init, device)
     head.requires_grad_(False)
@@ -273,7 +281,10 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
     region = data.head_region.flatten()
     if isinstance(torso, ErnerfTorso):
         step = ernerf_torso_step(torso, opt, sched, data, cfg, args, gen)
-        _run({"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta)
+        _run(
+            {"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta,
+            warmup=True,
+        )  # fmt: skip
         return
 
     def step(i: int) -> dict[str, float]:
@@ -319,7 +330,10 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
         parts["psnr"] = float(-10 * torch.log10(mse.detach().clamp(min=1e-10)))
         return parts
 
-    _run({"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta)
+    _run(
+        {"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta,
+        warmup=True,
+    )  # fmt: skip
 
 
 def ernerf_torso_step(torso: ErnerfTorso, opt, sched, data: NerfData, cfg: NerfConfig, args, gen):
@@ -366,8 +380,11 @@ def _expect(data: NerfData) -> dict[str, Any]:
 
 
 def _run(
-    modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta, ema_offset=0, ema_start=None
-) -> None:
+    modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta, ema_offset=0, ema_start=None,
+    warmup: bool | None = None,
+) -> None:  # fmt: skip
+    """Run a stage's training loop; ``warmup``: the weight average's ``ema_warmup`` (None: the
+    preset's)."""
     loop = LoopConfig(
         steps=steps,
         save_every=args.save_every or cfg.save_every,
@@ -377,7 +394,7 @@ def _run(
         desc=f"nerf {args.stage}",
         ema_decay=cfg.ema_decay,
         ema_every=cfg.ema_every,
-        ema_warmup=cfg.ema_warmup,
+        ema_warmup=cfg.ema_warmup if warmup is None else warmup,
         ema_offset=ema_offset,
     )
     result = run_training(
