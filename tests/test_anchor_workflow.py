@@ -18,8 +18,8 @@ from tests.helpers import make_project, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
-ANCHOR = {
-    "condition": "standin",
+# toy sizes and step counts of the anchor models and renders (also tests/test_needs_workflow.py)
+TOY = {
     "overrides": {"ddim_steps": 2, "body_size": 32, "head_size": 16, "window": 8, "overlap": 2},
     "steps": {"tiny": 3},
     "head_steps": {"tiny": 3},
@@ -27,6 +27,10 @@ ANCHOR = {
     "render_clip_seconds": 0.8,
     "clip_overlap": 4,
     "max_render_seconds": {"tiny": 1.2},
+}
+ANCHOR = {
+    **TOY,
+    "condition": "standin",
     "face_labels": [],  # face-mesh silhouette masks: no parsing jobs
     "pretrain": True,  # two stages: the sheet, then the twin
     "pretrain_steps": {"tiny": 2},

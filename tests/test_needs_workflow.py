@@ -17,22 +17,16 @@ import numpy as np
 import pytest
 
 from tests.helpers import make_project, shared_media, snakemake
+from tests.test_anchor_workflow import TOY
+from tests.test_mocap_workflow import FAST as MOCAP_FAST
 from tests.test_perception_workflow import gradient_video
 from twinflow.media.video import iter_frames, write_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 FAST = {
-    "mocap": {"overrides": {"iters_global": 3, "iters_body": 6, "iters_full": 4}},
-    "anchor": {
-        "overrides": {"ddim_steps": 2, "body_size": 32, "head_size": 16, "window": 8, "overlap": 2},
-        "steps": {"tiny": 3},
-        "head_steps": {"tiny": 3},
-        "eval_frames": 4,
-        "render_clip_seconds": 0.8,
-        "clip_overlap": 4,
-        "max_render_seconds": {"tiny": 1.2},
-    },
+    "mocap": MOCAP_FAST["mocap"],
+    "anchor": TOY,  # mesh conditioning from the mocap fit, parsing masks: the defaults
 }
 
 
