@@ -75,6 +75,15 @@ def failed_logs(logs: Path, *names: str) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+def render_failure(logs: Path, render) -> tuple[list[Path], str | None]:
+    """Why a render (:class:`twinflow.sheets.Render`) is missing: the failed jobs' logs of it,
+    of its twin and of its pipeline's perception gates, newest first, and the first twinflow
+    error among them (None when no log holds one)."""
+    gates = (f"{render.twin_id}_{render.pipeline}", f"{render.render_id}_{render.pipeline}")
+    bad = failed_logs(logs, render.render_id, render.twin_id, *gates)
+    return bad, next((e for e in map(first_error, bad) if e), None)
+
+
 def first_error(log: Path) -> str | None:
     """The one-line twinflow error of a failed job's log (``twinflow error: ...``), if any."""
     for line in log.read_text(errors="replace").splitlines():
@@ -135,10 +144,8 @@ def summarise(config_path: Path, results: Path, logs: Path = Path("logs")) -> Su
         else:
             out.failed_renders.append(render.render_id)
             why = "unreadable" if video.exists() else "not produced"
-            gates = (f"{render.twin_id}_{render.pipeline}", f"{render.render_id}_{render.pipeline}")
-            bad = failed_logs(logs, render.render_id, render.twin_id, *gates)
+            bad, error = render_failure(logs, render)
             where = ", ".join(str(p) for p in bad) or f"no failed job's log in {logs}/"
-            error = next((e for e in map(first_error, bad) if e), None)
             why += f": {error}" if error else ""
             out.lines.append(f"{head}: FAILED ({why}); logs: {where}")
         drive_metrics = results / "drive" / render.render_id / render.pipeline / "metrics.json"

@@ -4,7 +4,7 @@ Sources: the sheets (twins, renders, requested pipelines), every ``metrics.json`
 :mod:`twinflow.verdict`), the videos (renders, evaluation, perception and mocap previews), the
 training curves the shared loop writes beside each checkpoint (``<model>.curve.json``,
 :mod:`twinflow.train.loop`), Snakemake's ``benchmarks/{rule}/{wildcards}.tsv``, the failed jobs'
-logs (:func:`twinflow.summary.failed_logs`), the models registry and the input files.
+logs (:func:`twinflow.summary.render_failure`), the models registry and the input files.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import yaml
 import twinflow
 from twinflow.models import checksum, load_registry
 from twinflow.sheets import load_sheets
-from twinflow.summary import failed_logs, first_error
+from twinflow.summary import render_failure
 from twinflow.verdict import verdicts
 
 PIPELINES = ("nerf", "meshhead", "anchor", "animate", "mocap")
@@ -321,9 +321,7 @@ def collect(paths: Paths) -> RunData:
         video = results / "renders" / f"{r.render_id}.mp4"
         status = RenderStatus(r.render_id, r.twin_id, r.pipeline, video, "done")
         if not video.exists() or video.stat().st_size == 0:
-            gates = (f"{r.twin_id}_{r.pipeline}", f"{r.render_id}_{r.pipeline}")
-            status.logs = failed_logs(logs, r.render_id, r.twin_id, *gates)
-            status.error = next((e for e in map(first_error, status.logs) if e), None)
+            status.logs, status.error = render_failure(logs, r)
             status.status = "failed" if status.logs else NOT_PRODUCED
         renders.append(status)
     twins = []
