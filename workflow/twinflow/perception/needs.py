@@ -1,4 +1,4 @@
-"""What each pipeline needs perception to find in a video, and the check ``face_track`` applies.
+"""What each pipeline needs perception to find in a video; the check ``perception_ready`` applies.
 
 A twin's video (or a render's driving video) is held to what the renders that use it need:
 
