@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -267,7 +268,10 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
     (10 + n))``), which forgets the untrained start as the stage goes on. twinflow's average
     (``ema_decay`` from the first update) kept ``0.99^149`` = 22% of the first step's weights
     after the workflow's 150 ``tiny`` steps, and a torso so averaged with its untrained start
-    renders with shifted colours (a light-blue shirt cyan-green) and blurred detail."""
+    renders with shifted colours (a light-blue shirt cyan-green) and blurred detail. The
+    checkpoint's recorded preset says so."""
+    cfg = replace(cfg, ema_warmup=True)
+    meta["preset"] = preset_meta(cfg)
     init = load_checkpoint(args.init, expect=_expect(data), map_location=device)
     head = load_head(init, device)
     head.requires_grad_(False)
@@ -281,10 +285,7 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
     region = data.head_region.flatten()
     if isinstance(torso, ErnerfTorso):
         step = ernerf_torso_step(torso, opt, sched, data, cfg, args, gen)
-        _run(
-            {"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta,
-            warmup=True,
-        )  # fmt: skip
+        _run({"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta)
         return
 
     def step(i: int) -> dict[str, float]:
@@ -330,10 +331,7 @@ def train_torso(args, cfg: NerfConfig, data: NerfData, device, meta: dict[str, A
         parts["psnr"] = float(-10 * torch.log10(mse.detach().clamp(min=1e-10)))
         return parts
 
-    _run(
-        {"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta,
-        warmup=True,
-    )  # fmt: skip
+    _run({"torso": torso}, {"torso": opt}, {"torso": sched}, step, steps, args, cfg, meta)
 
 
 def ernerf_torso_step(torso: ErnerfTorso, opt, sched, data: NerfData, cfg: NerfConfig, args, gen):
@@ -380,11 +378,8 @@ def _expect(data: NerfData) -> dict[str, Any]:
 
 
 def _run(
-    modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta, ema_offset=0, ema_start=None,
-    warmup: bool | None = None,
-) -> None:  # fmt: skip
-    """Run a stage's training loop; ``warmup``: the weight average's ``ema_warmup`` (None: the
-    preset's)."""
+    modules, optims, scheds, step, steps, args, cfg: NerfConfig, meta, ema_offset=0, ema_start=None
+) -> None:
     loop = LoopConfig(
         steps=steps,
         save_every=args.save_every or cfg.save_every,
@@ -394,7 +389,7 @@ def _run(
         desc=f"nerf {args.stage}",
         ema_decay=cfg.ema_decay,
         ema_every=cfg.ema_every,
-        ema_warmup=cfg.ema_warmup if warmup is None else warmup,
+        ema_warmup=cfg.ema_warmup,
         ema_offset=ema_offset,
     )
     result = run_training(
