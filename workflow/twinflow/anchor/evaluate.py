@@ -36,7 +36,6 @@ from twinflow.anchor.inference import (
     Trained,
     blend_heads,
     enhance_heads,
-    head_pass_frames,
     render_body,
 )
 from twinflow.cli import stage_main
@@ -176,7 +175,7 @@ def evaluate(
             device=device,
             has_face=a["face_detected"][test],
         )
-        head_pass = head_pass_frames(head, a["face_detected"][test])
+        head_pass = heads.regenerated
         t_head = time.perf_counter() - t0
         frames = blend_heads(out_body, heads)
 

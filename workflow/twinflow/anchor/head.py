@@ -24,7 +24,7 @@ import numpy as np
 
 from twinflow.anchor import runtime
 from twinflow.anchor.dataset import read_parsing
-from twinflow.anchor.inference import Trained, enhance_heads, head_inputs, head_pass_frames
+from twinflow.anchor.inference import Trained, enhance_heads, head_inputs
 from twinflow.atomic import atomic_path
 from twinflow.cli import stage_main
 from twinflow.errors import InputError
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> None:
         device=device,
         has_face=has_face,
     )
-    ran = head_pass_frames(head, has_face)
+    ran = heads.regenerated
     info = {
         "render": args.render,
         "frames": [args.start, args.stop],

@@ -81,11 +81,13 @@ def render_body(
 @dataclass
 class Heads:
     """Inpainted head crops of a clip and how to paste them: ``crops (T, h, h, 3) uint8``,
-    ``matrices (T, 2, 3)`` body-frame pixels -> crop, ``alpha (T, h, h) float32``."""
+    ``matrices (T, 2, 3)`` body-frame pixels -> crop, ``alpha (T, h, h) float32``;
+    ``regenerated (T,) bool``: where the head model ran (None when not recorded)."""
 
     crops: np.ndarray
     matrices: np.ndarray
     alpha: np.ndarray
+    regenerated: np.ndarray | None = None
 
 
 def head_inputs(
@@ -158,7 +160,7 @@ def enhance_heads(
             device=device,
         )
         alpha[run] = np.stack([head_align.feathered(m, cfg.feather) for m in masks[run]])
-    return Heads(crops=out, matrices=np.asarray(matrices, np.float32), alpha=alpha)
+    return Heads(crops=out, matrices=np.asarray(matrices, np.float32), alpha=alpha, regenerated=run)
 
 
 def head_pass_frames(head: Trained, has_face: np.ndarray | int) -> np.ndarray:
