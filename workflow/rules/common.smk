@@ -157,13 +157,16 @@ def ready_input(base, pipeline, when=True):
     )
 
 
-def body_user(base):
-    """The pipeline named by the body gate of a mocap fit under ``base``: anchor when only anchor
-    renders use that video (its mesh conditioning is the fit), else mocap."""
-    if base.startswith("results/drive/"):
-        return RENDERS[base.split("/")[2]].pipeline
-    users = twin_pipelines(base.split("/")[1])
-    return "anchor" if "anchor" in users and "mocap" not in users else "mocap"
+def fit_ready_input(wildcards):
+    """The perception gate of a mocap fit: of a driving video, named after its render's
+    pipeline; of a twin's video, anchor when only anchor renders use it (its mesh conditioning
+    is the fit), else mocap."""
+    if getattr(wildcards, "render", None):
+        render = RENDERS[wildcards.render]
+        return ready_input(f"results/drive/{render.render_id}", render.pipeline)
+    users = twin_pipelines(wildcards.twin)
+    user = "anchor" if "anchor" in users and "mocap" not in users else "mocap"
+    return ready_input(f"results/{wildcards.twin}", user)
 
 
 def twin_pipelines(twin_id):

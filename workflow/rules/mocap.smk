@@ -18,9 +18,7 @@ wildcard_constraints:
 
 rule mocap_fit:
     input:
-        unpack(
-            lambda w: ready_input(f"results/{w.twin}", body_user(f"results/{w.twin}"))
-        ),
+        unpack(fit_ready_input),
         meta="results/{twin}/media/meta.json",
         body="results/{twin}/perception/body.npz",
         face="results/{twin}/perception/face.npz",
@@ -59,11 +57,7 @@ rule mocap_fit:
 
 use rule mocap_fit as mocap_fit_drive with:
     input:
-        unpack(
-            lambda w: ready_input(
-                f"results/drive/{w.render}", body_user(f"results/drive/{w.render}")
-            )
-        ),
+        unpack(fit_ready_input),
         meta="results/drive/{render}/meta.json",
         body="results/drive/{render}/perception/body.npz",
         face="results/drive/{render}/perception/face.npz",
