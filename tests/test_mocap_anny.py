@@ -89,10 +89,18 @@ def test_anny_kinematics_match_anny(body):
 
 
 def test_fit_recovers_a_projected_body(body):
-    """Fitting lowers the reprojection error of a posed body projected with known parameters."""
-    pose, transl, shape = ground_truth(body, n_frames=6, seed=0)
+    """Fitting a posed, turned body projected with known parameters recovers its 2-D points,
+    its root-relative 3-D joints and its orientation, each far better than the initial
+    placement (the prior-mean pose facing the camera) it starts from."""
+    from scipy.spatial.transform import Rotation
+
+    from twinflow.mocap.fit import FitState
+
+    pose, transl, shape = ground_truth(body, n_frames=4, seed=0)
     obs = observe(body, pose, transl, shape)
-    cfg = FitConfig(iters_global=4, iters_body=8, iters_full=6)
+    # 12 global steps: with 4 the orientation barely leaves the initial placement (25 degrees
+    # off); 12/12/4 converges in about 4 s of two cores
+    cfg = FitConfig(iters_global=12, iters_body=12, iters_full=4)
     orient, init_transl = initial_placement(body, obs, 1.2 * 512, cfg.conf_threshold)
     fit = fit_track(body, obs, cfg, progress=False)
     init_err = np.linalg.norm(fit["init_uv"] - obs.xy, axis=-1)
@@ -102,9 +110,33 @@ def test_fit_recovers_a_projected_body(body):
     for stage in ("global", "body", "full"):
         hist = fit["history"][stage]
         assert hist["last"]["data"] < hist["first"]["data"]
-    # the person faces the camera: initial orientation within 60 degrees of the truth
-    from scipy.spatial.transform import Rotation
-
-    rel = Rotation.from_rotvec(orient) * Rotation.from_rotvec(pose[:, 0].numpy()).inv()
-    assert np.degrees(rel.magnitude()).max() < 60
     assert np.isfinite(init_transl).all()
+
+    # 3-D kinematic joints relative to the pelvis (depth and size trade off in one view, so
+    # absolute positions are not asked for): measured 6.5 cm after the fit, 14.6 cm at the
+    # initial placement; the prior-mean pose put at the true place and orientation scores 9.2 cm,
+    # so a fit that does not recover the pose (or the orientation: frozen, 9.9 cm; 4/8/6
+    # iterations, 9.6 cm) fails the bound of 0.85 x that (7.8 cm)
+    with torch.no_grad():
+        truth = body(pose, transl, shape)["kin"].numpy()
+        start = body(
+            FitState(body, orient, init_transl).pose(), torch.as_tensor(init_transl), shape
+        )
+        mean_pose = torch.as_tensor(body.prior.mean, dtype=torch.float32).expand_as(pose).clone()
+        mean_pose[:, 0] = pose[:, 0]
+        at_truth = body(mean_pose, transl, shape)["kin"].numpy()
+
+    def mpjpe(kin):
+        return float(np.linalg.norm((kin - kin[:, :1]) - (truth - truth[:, :1]), axis=-1).mean())
+
+    errs = {"fit": mpjpe(fit["kin"]), "init": mpjpe(start["kin"].numpy()), "mean": mpjpe(at_truth)}
+    assert errs["fit"] < min(0.08, 0.6 * errs["init"], 0.85 * errs["mean"]), errs
+
+    # orientation after the fit (not the initial placement): the truth is turned 24-29 degrees
+    # from the camera, where the placement starts; measured 5-10 degrees after the fit
+    def degrees(o):
+        rel = Rotation.from_rotvec(o) * Rotation.from_rotvec(pose[:, 0].numpy()).inv()
+        return np.degrees(rel.magnitude())
+
+    after, before = degrees(fit["pose"][:, 0]), degrees(orient)
+    assert after.max() < 15 and after.mean() < 0.5 * before.mean(), (after, before)
