@@ -5,7 +5,9 @@ body, head and blend jobs -> stitched, cross-faded, audio muxed. A twin with sup
 (``anchor: models:``) plans no training.
 
 Perception runs for real (its rules); the conditioning is the development stand-in
-(``anchor: condition: standin``) to keep the mocap fit out of the test's time."""
+(``anchor: condition: standin``) to keep the mocap fit out of this test's time. The default,
+mesh renders of the mocap fit, runs in tests/test_pipelines_workflow.py (the demo twin) and
+tests/test_needs_workflow.py (a real whole-body clip)."""
 
 from __future__ import annotations
 
