@@ -25,13 +25,20 @@ $(DEMO_MEDIA): | $(INSTALLED)
 
 demo-media: $(DEMO_MEDIA)
 
+# Model jobs at once (profiles/local's `gpu` resource): one per GPU; on a CPU-only machine 2, since
+# the demo's tiny models train on one thread each (serialising them left a core idle for most of
+# the run). The profile itself keeps 1 on a CPU for larger presets, to bound their memory.
+# --resources replaces the profile's list, so its memory limit is repeated here.
+MODEL_JOBS ?= $(shell $(PY) -c "import torch; print(torch.cuda.device_count() or 2)")
+
 # --keep-going: one pipeline's failure does not stop the others; the summary then lists every
 # metric against its baselines and each render, FAILED with its log where it was not produced,
 # and the target fails if Snakemake or the summary did. The HTML report (results/report/) is the
 # last job of a complete run; when a job failed, its rule cannot run, so it is written here
 # directly from what was produced (failed renders shown with their logs).
 demo: $(INSTALLED) $(DEMO_MEDIA)
-	status=0; $(VENV)/bin/snakemake --profile profiles/local --keep-going || status=$$?; \
+	status=0; $(VENV)/bin/snakemake --profile profiles/local --keep-going \
+	  --resources gpu=$(MODEL_JOBS) mem_mb=16000 || status=$$?; \
 	if [ $$status -ne 0 ]; then $(PY) -m twinflow.report || true; fi; \
 	$(PY) -m twinflow.summary || status=1; exit $$status
 
