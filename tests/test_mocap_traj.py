@@ -204,6 +204,7 @@ def test_world_trajectory_follows_the_synthetic_walk(trained, tmp_path):
         assert float(d["fps"]) == fps and float(d["mocap_framerate"]) == fps
         root = d["root_world"].astype(np.float64)
         kin = d["kin3d_world"]
+        info = json.loads(str(d["info"]))
     pred = root - root[0]
     mean_vel = np.asarray(load_checkpoint(model)["extra"]["x_mean"])[6:]
     base = np.arange(len(true))[:, None] / fps * mean_vel
@@ -221,6 +222,9 @@ def test_world_trajectory_follows_the_synthetic_walk(trained, tmp_path):
     arc_err = {k: np.abs(arc[k] - arc["true"]).mean() for k in ("model", "base")}
     assert arc_err["model"] < 0.6 * arc_err["base"], arc_err
     assert abs(arc["model"][-1] / arc["true"][-1] - 1) < 0.15, (arc["model"][-1], arc["true"][-1])
+    # the stage's reported numbers say the same (true: 3.15 m, 0.63 m/s on average)
+    assert abs(info["path_length_m"] / arc["true"][-1] - 1) < 0.15, info
+    assert abs(info["mean_speed_world_mps"] - speed["true"].mean()) < 0.1, info
     # heading: the walk goes straight ahead of the first frame's facing; measured 5 degrees off
     # at the end (swapped or flipped world axes give 90 or 180)
     off = np.arctan2(pred[-1, 1], pred[-1, 0]) - np.arctan2(true[-1, 1], true[-1, 0])
