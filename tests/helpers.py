@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -108,6 +109,50 @@ def planned_jobs(workdir: Path, *targets: str) -> set[tuple[str, str]]:
 
 def planned_rules(workdir: Path, *targets: str) -> set[str]:
     return {rule for rule, _ in planned_jobs(workdir, *targets)}
+
+
+# Plausible ranges of the metrics pipelines write, wide enough for any toy model (a 3-step anchor
+# model gives noise: about 6 dB), narrow enough that NaN, infinities, wrong units or signs leave
+# them: ssim is in [-1, 1], distances in pixels or millimetres are below the frame size. A name
+# matches a prefix (``psnr_full``) or a suffix (``video_psnr``); anything else is a distance.
+METRIC_RANGES = {
+    "psnr": (3.0, 60.0),
+    "ssim": (-1.0, 1.0),
+    "lpips": (0.0, 1.0),
+    "l1": (0.0, 0.5),
+    "mkr": (0.0, 1.0),
+    "pck": (0.0, 1.0),
+    "flicker_gap": (0.0, 1.0),
+}
+DISTANCE_RANGE = (0.0, 300.0)  # lmd, akd, reprojection, jitter and vertex errors (px, mm)
+
+
+def metric_range(name: str) -> tuple[float, float]:
+    for key, bounds in METRIC_RANGES.items():
+        if name == key or name.startswith(key + "_") or name.endswith("_" + key):
+            return bounds
+    return DISTANCE_RANGE
+
+
+def assert_metrics_sane(metrics: dict, not_measured: set[str] = frozenset()) -> None:
+    """Every value of a ``metrics.json`` (the model's and each baseline's, same keys) is a finite
+    number in its plausible range, and every paired-difference interval holds its mean; NaN only
+    for the metrics named in ``not_measured`` (and then also in their intervals)."""
+    assert metrics["values"] and metrics["baselines"], metrics
+    rows = {"model": metrics["values"], **metrics["baselines"]}
+    for row, values in rows.items():
+        assert set(values) == set(metrics["values"]), row
+        for name, value in values.items():
+            if name in not_measured and math.isnan(value):
+                continue
+            lo, hi = metric_range(name)
+            assert math.isfinite(value) and lo <= value <= hi, (row, name, value, (lo, hi))
+    for name, by_baseline in metrics.get("differences", {}).items():
+        for base, diff in by_baseline.items():
+            if name in not_measured and math.isnan(metrics["values"][name]):
+                continue
+            lo, hi = diff["ci"]
+            assert math.isfinite(lo) and lo <= diff["mean"] <= hi, (name, base, diff)
 
 
 def copy_media(src: Path, dst: Path) -> Path:

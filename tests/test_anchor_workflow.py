@@ -16,7 +16,7 @@ import json
 import pytest
 import torch
 
-from tests.helpers import make_project, planned_jobs, snakemake
+from tests.helpers import assert_metrics_sane, make_project, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,7 @@ def test_anchor_rules_end_to_end(tmp_path, demo_media):
         assert (work / f"results/demo/anchor/data/{c['clip']}.npz").exists()
     metrics = json.loads((work / "results/demo/anchor/metrics.json").read_text())
     assert set(metrics["values"]) == {"psnr", "ssim", "pck", "flicker_gap"}
+    assert_metrics_sane(metrics)
     assert set(metrics["baselines"]) == {"nearest_pose", "reference"}
     assert metrics["measured"]["condition_source"] == ["standin"]
     for rule in ("anchor_body", "anchor_head", "anchor_blend", "anchor_stitch"):

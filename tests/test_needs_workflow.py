@@ -16,7 +16,7 @@ from itertools import islice
 import numpy as np
 import pytest
 
-from tests.helpers import make_project, shared_media, snakemake
+from tests.helpers import assert_metrics_sane, make_project, shared_media, snakemake
 from tests.test_anchor_workflow import TOY
 from tests.test_mocap_workflow import FAST as MOCAP_FAST
 from tests.test_perception_workflow import gradient_video
@@ -73,6 +73,7 @@ def test_a_body_twin_runs_next_to_a_talking_head_twin(tmp_path, demo_media):
     ready = json.loads((work / "results/body/perception/ready/anchor.json").read_text())
     assert ready["needs"] == ["body"] and ready["face"]["found"] == 0
     metrics = json.loads((work / "results/body/anchor/metrics.json").read_text())
+    assert_metrics_sane(metrics)
     head = metrics["measured"]["head_pass"]
     assert head["frames"] == 0 and head["skipped_without_face"] == metrics["measured"]["frames"]
     for clip in sorted((work / "results/drive/b_anchor/anchor/head").glob("*.npz")):
