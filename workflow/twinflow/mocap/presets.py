@@ -60,6 +60,17 @@ class TrajConfig:
     per-frame root orientation (6D) and root velocity from noisy ones, conditioned on the local
     body pose (root-relative kinematic joints); DDPM with ``diffusion_steps`` steps, sampled with
     ``sample_steps`` (strided DDPM/DDIM-style, deterministic).
+
+    Bodies of other proportions than the training data's (a fitted anny or SMPL-X body against
+    the one generic skeleton of the synthetic set or of AMASS's forward kinematics, limbs out of
+    frame) must look like training bodies to the model: ``cond_std_floor`` bounds the
+    normalisation's divisor (features that never vary in the training set, such as the hips'
+    offsets from the pelvis, are not blown up into tens of standard deviations), and
+    ``cond_noise`` perturbs the training conditioning (per window by ``cond_noise``, per frame by
+    a quarter of it). On the demo twin (a standing talker, legs out of frame) the world root
+    walked off at 0.6 m/s and rose 2 m in 6 s without them, and drifts at 0.15 m/s at a constant
+    height with them; on a synthetic stop-and-go walk the distance walked by each frame is
+    followed more closely (0.05 vs 0.12 m off), the speed per frame less (0.18 vs 0.08 m/s).
     """
 
     window: int = 32
@@ -79,6 +90,8 @@ class TrajConfig:
     # synthetic data when no dataset is configured
     synth_sequences: int = 48
     synth_seconds: float = 8.0
+    cond_std_floor: float = 0.05  # least divisor of the conditioning (units of body height)
+    cond_noise: float = 0.05  # training noise on the conditioning (units of body height)
 
 
 FIT_PRESETS = {

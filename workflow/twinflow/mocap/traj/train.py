@@ -43,10 +43,22 @@ def normalisation(data: MotionSet, cfg: TrajConfig, rng: np.random.Generator) ->
     targets = np.concatenate([data.window(rng, cfg.window)[1] for _ in range(256)])
     return {
         "cond_mean": cond.mean(0).tolist(),
-        "cond_std": np.maximum(cond.std(0), 1e-3).tolist(),
+        "cond_std": np.maximum(cond.std(0), cfg.cond_std_floor).tolist(),
         "x_mean": targets.mean(0).tolist(),
         "x_std": np.maximum(targets.std(0), 1e-3).tolist(),
     }
+
+
+def perturb(cond: np.ndarray, noise: float, rng) -> np.ndarray:
+    """``cond (B, N, 51)`` with each window's joints moved by ``N(0, noise)`` and each frame's by
+    ``N(0, noise / 4)`` (the root stays at the origin): other bodies' proportions and fitting
+    noise, seen in training."""
+    if noise <= 0:
+        return cond
+    b, n, c = cond.shape
+    out = cond + rng.normal(0, noise, (b, 1, c)) + rng.normal(0, noise / 4, (b, n, c))
+    out[..., :3] = 0.0
+    return out
 
 
 def train(
@@ -80,7 +92,11 @@ def train(
     def step(i: int) -> dict[str, float]:
         # numpy's global generator: seeded and saved with resumable states by run_training
         batch = [data.window(np.random, cfg.window) for _ in range(cfg.batch)]
-        cond = torch.as_tensor(np.stack([b[0] for b in batch]), dtype=torch.float32, device=device)
+        cond = torch.as_tensor(
+            perturb(np.stack([b[0] for b in batch]), cfg.cond_noise, np.random),
+            dtype=torch.float32,
+            device=device,
+        )
         x0 = torch.as_tensor(np.stack([b[1] for b in batch]), dtype=torch.float32, device=device)
         loss = diffusion.loss(model, (x0 - xm) / xs, (cond - cm) / cs)
         opt.zero_grad(set_to_none=True)
